@@ -1,0 +1,303 @@
+"""ZooWriter: the only code that writes a zoo, and the reason a killed run never leaves it broken.
+
+Each finished task becomes one *sealed* shard: written whole under a temporary name, flushed,
+renamed, never touched again. Then the tables and the manifest are replaced atomically (temporary
+file + os.replace). The manifest is the commit point. Opening a zoo for writing recovers from any
+interruption: temporary files are deleted, a sealed shard the manifest does not list yet is adopted
+when it is intact and belongs to this spec (else deleted), and the tables are rebuilt from the
+shards, which carry their own metrics. Rerunning the same command therefore trains exactly the
+models that are missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..errors import StoreError
+from ..spec import Run, Spec
+from ..train.metrics import SCALAR_METRICS, RunResult
+from . import format as fmt
+
+FACTOR_COLUMNS = (
+    "seed", "activation", "init", "optimizer", "lr", "weight_decay", "momentum", "dropout",
+    "batch_size", "epochs",
+)  # fmt: skip
+FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "gap")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def write_shard(path: Path, results: Sequence[RunResult], epochs: Sequence[int], fingerprint: str,
+                zoo_name: str) -> None:  # fmt: skip
+    """Write one shard whole under a temporary name, flush, and rename it into place (sealed)."""
+    results = sorted(results, key=lambda r: r.model_id)
+    weights = np.stack([r.weights for r in results]).astype(np.float32, copy=False)
+    _, e, p = weights.shape
+    chunks = (1, e, p) if e * p * 4 <= fmt.CHUNK_BYTES_LIMIT else (1, 1, p)
+    tmp = path.with_name(path.name + fmt.TMP_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = fmt.FORMAT_NAME
+        h5.attrs["format_version"] = fmt.FORMAT_VERSION
+        h5.attrs["zoo"] = zoo_name
+        h5.attrs["spec_fingerprint"] = fingerprint
+        h5.attrs["epochs"] = np.asarray(epochs, dtype=np.int64)
+        h5.create_dataset(fmt.W_WEIGHTS, data=weights, chunks=chunks)
+        h5.create_dataset(fmt.W_MODEL_IDS, data=np.array([r.model_id for r in results], np.int64))
+        h5.create_dataset(fmt.W_RUN_KEYS, data=np.array([r.run_key for r in results], dtype="S16"))
+        metrics = np.stack(
+            [np.stack([r.metrics[k] for k in SCALAR_METRICS], axis=1) for r in results]
+        )
+        h5.create_dataset(fmt.W_METRICS, data=metrics.astype(np.float64))
+        h5[fmt.W_METRICS].attrs["names"] = np.array(SCALAR_METRICS, dtype="S")
+        h5.create_dataset(fmt.W_F1, data=np.stack([r.f1 for r in results]).astype(np.float32))
+        h5.create_dataset(fmt.W_STATUS, data=np.array([r.status for r in results], dtype="S16"))
+        h5.create_dataset(fmt.W_ERRORS, data=[r.error.encode() for r in results],
+                          dtype=h5py.string_dtype("utf-8"))  # fmt: skip
+        h5.create_dataset(
+            fmt.W_DIVERGED, data=np.array([r.diverged_epoch for r in results], np.int64)
+        )
+        h5.flush()
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fmt.fsync_dir(path.parent)
+
+
+class ShardContents:
+    """The small (non-weight) arrays of one shard, enough to rebuild both tables."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            with h5py.File(path, "r") as h5:
+                self.fingerprint = str(h5.attrs["spec_fingerprint"])
+                self.model_ids = h5[fmt.W_MODEL_IDS][:]
+                self.run_keys = [k.decode() for k in h5[fmt.W_RUN_KEYS][:]]
+                self.metric_names = [n.decode() for n in h5[fmt.W_METRICS].attrs["names"]]
+                self.metrics = h5[fmt.W_METRICS][:]
+                self.f1 = h5[fmt.W_F1][:]
+                self.status = [s.decode() for s in h5[fmt.W_STATUS][:]]
+                errors = h5[fmt.W_ERRORS][:]
+                self.errors = [e.decode() if isinstance(e, bytes) else str(e) for e in errors]
+                self.diverged = h5[fmt.W_DIVERGED][:]
+                self.weights_shape = h5[fmt.W_WEIGHTS].shape
+        except (OSError, KeyError, ValueError) as error:
+            raise StoreError(f"{path}: damaged shard: {error}") from None
+
+
+def build_tables(
+    shards: Sequence[tuple[str, ShardContents]], runs_by_id: dict[int, Run], epochs: Sequence[int]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """models and metrics tables from shard contents (sorted by model id, then epoch)."""
+    model_rows, metric_frames = [], []
+    epochs_array = np.asarray(epochs, dtype=np.int64)
+    for shard_path, contents in shards:
+        for row, model_id in enumerate(contents.model_ids.tolist()):
+            run = runs_by_id[model_id]
+            values = contents.metrics[row]  # [E, n_metrics]
+            record = {"model_id": model_id, "run_key": contents.run_keys[row]}
+            record.update({c: run.seed if c == "seed" else run.training[c] for c in FACTOR_COLUMNS})
+            record.update({c: v for c, v in run.factors.items() if c not in record})
+            record.update(status=contents.status[row], error=contents.errors[row],
+                          diverged_epoch=int(contents.diverged[row]), shard=shard_path, row=row)  # fmt: skip
+            finite_rows = np.flatnonzero(
+                np.isfinite(values[:, contents.metric_names.index("test_acc")])
+            )
+            last = finite_rows[-1] if finite_rows.size else None
+            record["final_epoch"] = int(epochs_array[last]) if last is not None else -1
+            for name in FINAL_METRICS:
+                record[name] = (
+                    float(values[last, contents.metric_names.index(name)])
+                    if last is not None
+                    else np.nan
+                )
+            model_rows.append(record)
+            frame = pd.DataFrame(values, columns=contents.metric_names)
+            frame.insert(0, "epoch", epochs_array)
+            frame.insert(0, "model_id", np.int64(model_id))
+            for k in range(contents.f1.shape[2]):
+                frame[f"f1_{k}"] = contents.f1[row, :, k].astype(np.float64)
+            metric_frames.append(frame)
+    models = pd.DataFrame(model_rows)
+    if models.empty:
+        models = pd.DataFrame(columns=["model_id", "run_key", *FACTOR_COLUMNS, "status", "error"])
+    else:
+        models = models.sort_values("model_id", kind="stable").reset_index(drop=True)
+    metrics = (pd.concat(metric_frames, ignore_index=True) if metric_frames
+               else pd.DataFrame(columns=["model_id", "epoch", *SCALAR_METRICS]))  # fmt: skip
+    if not metrics.empty:
+        metrics = metrics.sort_values(["model_id", "epoch"], kind="stable").reset_index(drop=True)
+    return models, metrics
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    fmt.atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+class ZooWriter:
+    """Creates or resumes ``zoo_dir`` for ``spec``; ``add`` seals one task's results into the zoo."""
+
+    def __init__(
+        self,
+        zoo_dir: Path,
+        spec: Spec,
+        runs: Sequence[Run],
+        dataset: dict,
+        layout: list[dict],
+        restart: bool = False,
+    ) -> None:
+        self.dir = Path(zoo_dir)
+        self.spec = spec
+        self.runs_by_id = {r.model_id: r for r in runs}
+        self.epochs = list(spec.stored_epochs())
+        self.dataset = dataset
+        self.layout = layout
+        if self.dir.exists() and not self.dir.is_dir():
+            raise StoreError(f"{self.dir}: exists and is not a folder")
+        if restart and self.dir.exists():
+            if not (self.dir / fmt.MANIFEST).exists() and any(self.dir.iterdir()):
+                raise StoreError(f"{self.dir}: refusing to delete a folder that is not a zoo")
+            shutil.rmtree(self.dir)
+        self.shards: list[tuple[str, ShardContents]] = []
+        self.shard_meta: list[dict] = []
+        self.created = _now()
+        if (self.dir / fmt.MANIFEST).exists():
+            self._resume()
+        elif self.dir.exists() and any(p.name != fmt.SHARD_DIR for p in self.dir.iterdir()):
+            raise StoreError(f"{self.dir}: folder exists and is not a zoo; choose another --store")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / fmt.SHARD_DIR).mkdir(exist_ok=True)
+        self._recover_shards()
+        self._commit()
+
+    # ------------------------------------------------------------------ recovery
+    def _resume(self) -> None:
+        manifest = fmt.read_manifest(self.dir)
+        if manifest.get("spec_fingerprint") != self.spec.fingerprint:
+            raise StoreError(
+                f"{self.dir}: this zoo was generated from a different spec (name or settings changed); "
+                "pass --restart to delete it and start over, or choose another --store"
+            )
+        self.created = manifest.get("created", self.created)
+        self.shard_meta = [s for s in manifest["shards"]]
+
+    def _recover_shards(self) -> None:
+        shard_dir = self.dir / fmt.SHARD_DIR
+        for leftover in shard_dir.glob("*" + fmt.TMP_SUFFIX):
+            leftover.unlink()
+        for leftover in self.dir.glob("*" + fmt.TMP_SUFFIX):
+            leftover.unlink()
+        listed = {s["path"]: s for s in self.shard_meta}
+        seen_ids: set[int] = set()
+        kept_meta = []
+        for path in sorted(shard_dir.glob("*.h5")):
+            relative = f"{fmt.SHARD_DIR}/{path.name}"
+            meta = listed.get(relative)
+            try:
+                contents = ShardContents(path)
+            except StoreError:
+                if meta is not None:
+                    raise
+                path.unlink()  # an unlisted, unreadable shard: a write that never committed
+                continue
+            ids = contents.model_ids.tolist()
+            belongs = contents.fingerprint == self.spec.fingerprint and all(
+                i in self.runs_by_id and self.runs_by_id[i].key == k
+                for i, k in zip(ids, contents.run_keys)
+            )
+            if not belongs or seen_ids.intersection(ids):
+                if meta is not None:
+                    raise StoreError(f"{path}: shard does not match this zoo's spec")
+                path.unlink()
+                continue
+            seen_ids.update(ids)
+            if meta is None:
+                meta = {"path": relative, "sha256": fmt.sha256_file(path), "models": len(ids),
+                        "bytes": path.stat().st_size}  # fmt: skip
+            kept_meta.append(meta)
+            self.shards.append((relative, contents))
+        missing = set(listed) - {m["path"] for m in kept_meta}
+        if missing:
+            raise StoreError(
+                f"{self.dir}: shards listed in the manifest are missing: {sorted(missing)}"
+            )
+        self.shard_meta = kept_meta
+
+    # ------------------------------------------------------------------ writing
+    def done_ids(self) -> set[int]:
+        return {int(i) for _, contents in self.shards for i in contents.model_ids}
+
+    def add(self, results: Sequence[RunResult]) -> None:
+        """Seal ``results`` (one task) as a shard, then commit tables and manifest."""
+        if not results:
+            return
+        done = self.done_ids()
+        fresh = [r for r in results if r.model_id not in done]
+        if not fresh:
+            return
+        relative = fmt.shard_name(min(r.model_id for r in fresh))
+        path = self.dir / relative
+        if path.exists():
+            relative = fmt.shard_name(min(r.model_id for r in fresh)).replace(
+                ".h5", f"-{len(self.shards)}.h5"
+            )
+            path = self.dir / relative
+        write_shard(path, fresh, self.epochs, self.spec.fingerprint, self.spec.name)
+        self.shards.append((relative, ShardContents(path)))
+        self.shard_meta.append({"path": relative, "sha256": fmt.sha256_file(path),
+                                "models": len(fresh), "bytes": path.stat().st_size})  # fmt: skip
+        self._commit()
+
+    def counts(self) -> dict[str, int]:
+        statuses = [s for _, contents in self.shards for s in contents.status]
+        return {k: statuses.count(k) for k in ("ok", "diverged", "failed")}
+
+    def _commit(self) -> None:
+        models, metrics = build_tables(self.shards, self.runs_by_id, self.epochs)
+        _write_parquet(self.dir / fmt.MODELS_TABLE, models)
+        _write_parquet(self.dir / fmt.METRICS_TABLE, metrics)
+        fmt.atomic_write_json(self.dir / fmt.MANIFEST, self.manifest(models))
+
+    def manifest(self, models: pd.DataFrame) -> dict:
+        status = models["status"].value_counts().to_dict() if not models.empty else {}
+        return {
+            "format": fmt.FORMAT_NAME,
+            "format_version": fmt.FORMAT_VERSION,
+            "name": self.spec.name,
+            "library_version": __version__,
+            "created": self.created,
+            "updated": _now(),
+            "spec_fingerprint": self.spec.fingerprint,
+            "spec": self.spec.resolved,
+            "dataset": self.dataset,
+            "architecture": {
+                "name": self.spec.resolved["architecture"]["name"],
+                "parameters": sum(int(np.prod(s["shape"])) for s in self.layout),
+            },
+            "layout": self.layout,
+            "epochs": self.epochs,
+            "metrics": list(SCALAR_METRICS),
+            "counts": {
+                "planned": len(self.runs_by_id),
+                "done": len(models),
+                **{k: int(status.get(k, 0)) for k in ("ok", "diverged", "failed")},
+            },
+            "shards": self.shard_meta,
+            "tables": {"models": fmt.MODELS_TABLE, "metrics": fmt.METRICS_TABLE},
+        }

@@ -1,0 +1,92 @@
+"""Per-epoch metrics of many models at once, and the result record a training task returns.
+
+Metric definitions (shared by both engines, so they agree): losses are the mean cross-entropy over
+a split, accuracies the fraction of correct argmax predictions, ``gap`` is train accuracy minus test
+accuracy, ``f1`` the per-class F1 score on the test split (0 where a class is never predicted nor
+present). Train metrics are measured on the whole train split in eval mode after each epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+SCALAR_METRICS = (
+    "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "gap", "seconds",
+)  # fmt: skip
+EVAL_CHUNK = 1024
+
+STATUS_OK, STATUS_DIVERGED, STATUS_FAILED = "ok", "diverged", "failed"
+
+
+@dataclass
+class SplitScores:
+    loss: torch.Tensor  # [M] float64
+    acc: torch.Tensor  # [M] float64
+    f1: torch.Tensor  # [M, K] float64
+
+
+def score_split(
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    chunk: int = EVAL_CHUNK,
+) -> SplitScores:
+    """Loss, accuracy and per-class F1 of M models; ``logits_fn(x[n]) -> logits[M, n, K]``."""
+    loss_sum = correct = confusion = None
+    for start in range(0, images.shape[0], chunk):
+        x, y = images[start : start + chunk], labels[start : start + chunk]
+        logits = logits_fn(x).double()  # [M, n, K]
+        m, n, k = logits.shape
+        per_example = functional.cross_entropy(
+            logits.reshape(m * n, k), y.repeat(m), reduction="none"
+        ).reshape(m, n)
+        predicted = logits.argmax(dim=2)  # [M, n]
+        index = (torch.arange(m, device=y.device).unsqueeze(1) * k + y.unsqueeze(0)) * k + predicted
+        counts = torch.bincount(index.reshape(-1), minlength=m * k * k).reshape(m, k, k)
+        loss_sum = per_example.sum(1) if loss_sum is None else loss_sum + per_example.sum(1)
+        hits = (predicted == y.unsqueeze(0)).sum(1)
+        correct = hits if correct is None else correct + hits
+        confusion = counts if confusion is None else confusion + counts
+    total = images.shape[0]
+    true_positive = confusion.diagonal(dim1=1, dim2=2).double()
+    predicted_count = confusion.sum(1).double()  # column sums: predicted as class
+    actual_count = confusion.sum(2).double()
+    denominator = predicted_count + actual_count
+    f1 = torch.where(denominator > 0, 2 * true_positive / denominator.clamp(min=1), 0.0)
+    return SplitScores(loss_sum / total, correct.double() / total, f1)
+
+
+@dataclass
+class RunResult:
+    """Everything one trained model contributes to the store (numpy, so it crosses processes)."""
+
+    model_id: int
+    run_key: str
+    weights: np.ndarray  # float32 [stored epochs, parameters]; NaN after divergence
+    metrics: dict[str, np.ndarray]  # SCALAR_METRICS -> float64 [stored epochs]
+    f1: np.ndarray  # float32 [stored epochs, classes]
+    status: str = STATUS_OK
+    error: str = ""
+    diverged_epoch: int = -1
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def failed(
+        cls, model_id: int, run_key: str, epochs: int, params: int, classes: int, error: str
+    ):
+        nan = np.full(epochs, np.nan)
+        return cls(
+            model_id=model_id,
+            run_key=run_key,
+            weights=np.full((epochs, params), np.nan, dtype=np.float32),
+            metrics={name: nan.copy() for name in SCALAR_METRICS},
+            f1=np.full((epochs, classes), np.nan, dtype=np.float32),
+            status=STATUS_FAILED,
+            error=error,
+        )

@@ -1,0 +1,102 @@
+"""One unit of scheduled work: train a group of runs and hand back plain arrays.
+
+This is the seam between the scheduler and the engines. It runs in a Ray worker or in the driver
+process (the in-process executor) and never touches the store: results travel back to the driver,
+which alone writes, so workers on other nodes need no shared disk. An exception while training the
+whole group falls back to training its runs one at a time, so that a single bad model is recorded
+as failed instead of taking its neighbours down with it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..data import DataConfig, TrainingData, load_training_data
+from ..spec import Run
+from .metrics import RunResult
+
+ENGINES = ("vectorized", "reference")
+
+
+@dataclass(frozen=True)
+class Task:
+    runs: tuple[Run, ...]
+    engine: str = "vectorized"
+    device: str = "cpu"
+    data_dir: str | None = None
+    threads: int = 1
+    parameters: int = 0  # sizes of a failure record's arrays
+    classes: int = 0
+
+    @property
+    def first_model_id(self) -> int:
+        return min(r.model_id for r in self.runs)
+
+
+def data_config(dataset: dict, data_dir: str | None) -> DataConfig:
+    """The data layer's config for a run's ``dataset`` section plus the machine's data folder."""
+    normalize = dataset.get("normalize")
+    if isinstance(normalize, dict):
+        normalize = (tuple(normalize["mean"]), tuple(normalize["std"]))
+    return DataConfig(
+        name=dataset["name"],
+        data_dir=data_dir,
+        train_fraction=dataset.get("train_fraction", 1.0),
+        split_seed=dataset.get("split_seed", 0),
+        resize=dataset.get("resize"),
+        grayscale=dataset.get("grayscale", False),
+        rgb=dataset.get("rgb", False),
+        normalize=normalize,
+        download=dataset.get("download", True),
+        options=dataset.get("options") or {},
+    )
+
+
+def resolve_device(device: str | None) -> str:
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _engine(
+    name: str, runs: Sequence[Run]
+) -> Callable[[Sequence[Run], TrainingData, str], list[RunResult]]:
+    from ..nets import get_architecture
+
+    if name == "vectorized" and get_architecture(runs[0].architecture["name"]).vectorizable:
+        from .vectorized import train_vectorized
+
+        return lambda rs, data, device: train_vectorized(list(rs), data, device)
+    from .reference import train_reference
+
+    return lambda rs, data, device: [train_reference(r, data, device) for r in rs]
+
+
+def run_task(task: Task) -> list[RunResult]:
+    """Train every run of the task; never raises for a model's own failure."""
+    torch.set_num_threads(max(1, task.threads))
+    device = resolve_device(task.device)
+    data = load_training_data(data_config(task.runs[0].dataset, task.data_dir))
+    train = _engine(task.engine, task.runs)
+    try:
+        return train(task.runs, data, device)
+    except Exception:
+        if len(task.runs) == 1:
+            return [_failed(task, task.runs[0])]
+    results = []
+    for run in task.runs:
+        try:
+            results.extend(train([run], data, device))
+        except Exception:
+            results.append(_failed(task, run))
+    return results
+
+
+def _failed(task: Task, run: Run) -> RunResult:
+    lines = traceback.format_exc(limit=3).strip().splitlines()
+    return RunResult.failed(run.model_id, run.key, len(run.stored_epochs), task.parameters,
+                            task.classes, " | ".join(lines[-3:])[:2000])  # fmt: skip
