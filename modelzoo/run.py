@@ -266,9 +266,8 @@ def generate(
     writer = ZooWriter(store / spec.name, spec, the_plan.runs, dataset, the_plan.layout, restart)
     done = writer.done_ids()
     todo = [t for t in the_plan.tasks if any(r.model_id not in done for r in t.runs)]
-    report = Report(
-        zoo_dir=writer.dir, skipped=len(the_plan.selected) - sum(len(t.runs) for t in todo)
-    )
+    selected_ids = {r.model_id for r in the_plan.selected}
+    report = Report(zoo_dir=writer.dir, skipped=len(selected_ids & done))
     if not todo:
         report.seconds = time.perf_counter() - started
         return report
@@ -278,13 +277,17 @@ def generate(
                            exec_hints["max_retries"])  # fmt: skip
     else:
         pool = InProcessExecutor()
-    total = sum(len(t.runs) for t in todo)
+    total = len(selected_ids - done)
     failed = 0
     try:
         for _task, results in pool.map(todo):
-            writer.add(results)
-            report.trained += len(results)
-            failed += sum(r.status != STATUS_OK for r in results)
+            # a task re-run for a missing model trains its stored neighbours too (same grouping
+            # as a clean run); only the missing ones are written
+            fresh = [r for r in results if r.model_id in selected_ids and r.model_id not in done]
+            writer.add(fresh)
+            done.update(r.model_id for r in fresh)
+            report.trained += len(fresh)
+            failed += sum(r.status != STATUS_OK for r in fresh)
             if progress:
                 progress(report.trained, failed, total)
     finally:

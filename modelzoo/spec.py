@@ -175,9 +175,11 @@ class Spec:
         return hashlib.sha256(canonical_json(core).encode()).hexdigest()
 
     def stored_epochs(self) -> tuple[int, ...]:
-        return resolve_stored_epochs(
-            self.resolved["store"]["epochs"], self.resolved["training"]["epochs"]
+        """The zoo's epoch axis: stored epochs of the longest training in the grid."""
+        longest = max(
+            [self.resolved["training"]["epochs"], *self.resolved["grid"].get("training.epochs", [])]
         )
+        return resolve_stored_epochs(self.resolved["store"]["epochs"], longest)
 
 
 @dataclass(frozen=True)
@@ -608,7 +610,6 @@ def expand(spec: Spec) -> list[Run]:
     """All runs of the zoo in model-id order."""
     configs = configurations(spec)
     seed_lists = seeds_per_configuration(spec, len(configs))
-    stored = spec.stored_epochs()
     runs: list[Run] = []
     for config, seeds in zip(configs, seed_lists):
         sections = {
@@ -617,8 +618,11 @@ def expand(spec: Spec) -> list[Run]:
         for grid_key, value in config.items():
             section, _, leaf = grid_key.partition(".")
             sections[section][leaf] = value
-        if sections["training"]["epochs"] < max(stored):
-            raise SpecError(f"{spec.path}: store.epochs: stored epochs exceed training.epochs")
+        epochs = sections["training"]["epochs"]
+        stored = resolve_stored_epochs(spec.resolved["store"]["epochs"], epochs)
+        if not stored or max(stored) > epochs:
+            raise SpecError(f"{spec.path}: store.epochs: stored epochs {list(stored)} exceed "
+                            f"training.epochs ({epochs}) of a grid configuration")  # fmt: skip
         factors = {factor_column(k): v for k, v in config.items()}
         for seed in seeds:
             runs.append(
@@ -628,7 +632,7 @@ def expand(spec: Spec) -> list[Run]:
                     dataset=sections["dataset"],
                     architecture=sections["architecture"],
                     training=sections["training"],
-                    stored_epochs=tuple(e for e in stored if e <= sections["training"]["epochs"]),
+                    stored_epochs=stored,
                     factors=factors,
                 )
             )

@@ -11,6 +11,7 @@ models that are missing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import shutil
@@ -36,6 +37,23 @@ FACTOR_COLUMNS = (
 FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "gap")
 
 
+CRASH_ENV = "MODELZOO_CRASH_AT"
+_crash_counts: dict[str, int] = {}
+
+
+def _crash_point(stage: str) -> None:
+    """Fault injection for the kill-and-resume tests: ``MODELZOO_CRASH_AT=stage:n`` makes the
+    n-th pass through ``stage`` die like ``kill -9`` (no cleanup, no flush of Python buffers)."""
+    wanted = os.environ.get(CRASH_ENV)
+    if not wanted:
+        return
+    name, _, count = wanted.partition(":")
+    if name == stage:
+        _crash_counts[stage] = _crash_counts.get(stage, 0) + 1
+        if _crash_counts[stage] >= int(count or 1):
+            os._exit(137)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -56,6 +74,7 @@ def write_shard(path: Path, results: Sequence[RunResult], epochs: Sequence[int],
         h5.attrs["spec_fingerprint"] = fingerprint
         h5.attrs["epochs"] = np.asarray(epochs, dtype=np.int64)
         h5.create_dataset(fmt.W_WEIGHTS, data=weights, chunks=chunks)
+        _crash_point("mid-shard")
         h5.create_dataset(fmt.W_MODEL_IDS, data=np.array([r.model_id for r in results], np.int64))
         h5.create_dataset(fmt.W_RUN_KEYS, data=np.array([r.run_key for r in results], dtype="S16"))
         metrics = np.stack(
@@ -251,18 +270,34 @@ class ZooWriter:
         fresh = [r for r in results if r.model_id not in done]
         if not fresh:
             return
+        fresh = [self._on_zoo_axis(r) for r in fresh]
         relative = fmt.shard_name(min(r.model_id for r in fresh))
         path = self.dir / relative
-        if path.exists():
-            relative = fmt.shard_name(min(r.model_id for r in fresh)).replace(
-                ".h5", f"-{len(self.shards)}.h5"
-            )
+        if path.exists():  # an adopted orphan holds that name; keep both, ids never overlap
+            relative = relative.replace(".h5", f"-{len(self.shards)}.h5")
             path = self.dir / relative
         write_shard(path, fresh, self.epochs, self.spec.fingerprint, self.spec.name)
+        _crash_point("after-shard")
         self.shards.append((relative, ShardContents(path)))
         self.shard_meta.append({"path": relative, "sha256": fmt.sha256_file(path),
                                 "models": len(fresh), "bytes": path.stat().st_size})  # fmt: skip
         self._commit()
+
+    def _on_zoo_axis(self, result: RunResult) -> RunResult:
+        """Place a run's stored epochs on the zoo's epoch axis (NaN where it has none)."""
+        own = list(self.runs_by_id[result.model_id].stored_epochs)
+        if own == self.epochs:
+            return result
+        rows = [self.epochs.index(e) for e in own]
+        weights = np.full((len(self.epochs), result.weights.shape[1]), np.nan, np.float32)
+        weights[rows] = result.weights
+        f1 = np.full((len(self.epochs), result.f1.shape[1]), np.nan, np.float32)
+        f1[rows] = result.f1
+        metrics = {}
+        for name, values in result.metrics.items():
+            metrics[name] = np.full(len(self.epochs), np.nan)
+            metrics[name][rows] = values
+        return dataclasses.replace(result, weights=weights, f1=f1, metrics=metrics)
 
     def counts(self) -> dict[str, int]:
         statuses = [s for _, contents in self.shards for s in contents.status]
@@ -271,7 +306,9 @@ class ZooWriter:
     def _commit(self) -> None:
         models, metrics = build_tables(self.shards, self.runs_by_id, self.epochs)
         _write_parquet(self.dir / fmt.MODELS_TABLE, models)
+        _crash_point("between-tables")
         _write_parquet(self.dir / fmt.METRICS_TABLE, metrics)
+        _crash_point("before-manifest")
         fmt.atomic_write_json(self.dir / fmt.MANIFEST, self.manifest(models))
 
     def manifest(self, models: pd.DataFrame) -> dict:
