@@ -254,5 +254,71 @@ def spec_show(spec_name: str, overrides: tuple[str, ...]) -> None:
     click.echo(yaml.safe_dump(load_spec(spec_name, overrides).resolved, sort_keys=False), nl=False)
 
 
+# ------------------------------------------------------------------------------ info
+
+
+@main.command()
+@click.argument("zoo", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(zoo: Path, as_json: bool) -> None:
+    """Size, factors, status counts and test accuracy per stored epoch of the zoo ZOO."""
+    from .zoo import open_zoo
+
+    summary = open_zoo(zoo).summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    shape = "x".join(map(str, summary["input_shape"]))
+    status = ", ".join(f"{k} {v}" for k, v in sorted(summary["status"].items())) or "none"
+    click.echo(f"zoo            {summary['name']} ({summary['path']})")
+    click.echo(f"models         {summary['models']} of {summary['planned']} planned ({status})")
+    click.echo(f"size           {summary['bytes'] / 2**20:.2f} MiB in {summary['shards']} shard(s)")
+    click.echo(f"dataset        {summary['dataset']} {shape}, {summary['num_classes']} classes")
+    click.echo(f"architecture   {summary['architecture']} ({summary['parameters']:,} parameters)")
+    click.echo(f"epochs         {len(summary['epochs'])} stored: {_short(summary['epochs'])}")
+    click.echo("factors")
+    for name, values in summary["factors"].items():
+        click.echo(f"  {name:14s} {len(values):5d} value(s): {_short(values)}")
+    rows = summary["test_acc_per_epoch"]
+    if rows:
+        bars = "▁▂▃▄▅▆▇█"
+        spark = "".join(bars[min(7, int(r["mean"] * 8))] for r in rows)
+        click.echo(f"test accuracy  per stored epoch, models with status ok: {spark}")
+        click.echo("  epoch    mean     min     max  models")
+        for r in rows:
+            click.echo(f"  {r['epoch']:5d}  {r['mean']:.4f}  {r['min']:.4f}  {r['max']:.4f}  {r['count']:6d}")
+
+
+def _short(values: list, limit: int = 8) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+# ------------------------------------------------------------------------------ verify
+
+
+@main.command()
+@click.argument("zoo", type=click.Path(path_type=Path))
+def verify(zoo: Path) -> None:
+    """Check checksums, shapes and tables of the zoo ZOO against its manifest.
+
+    \b
+    Exit codes: 0 intact, 1 damaged (each problem is printed), 2 not a zoo / unreadable format.
+    """
+    from .store.verify import verify_zoo
+
+    report = verify_zoo(zoo)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if report.ok:
+        click.echo(f"ok: {zoo} is intact ({report.shards} shard(s), {report.models} models, "
+                   "checksums, shapes and tables agree)")  # fmt: skip
+        return
+    for problem in report.problems:
+        click.echo(f"damaged: {problem}", err=True)
+    click.echo(f"{zoo}: {len(report.problems)} problem(s) found", err=True)
+    raise SystemExit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -24,6 +24,8 @@ from ..errors import StoreError
 from . import format as fmt
 from .reader import METRICS_COLUMNS, MODELS_COLUMNS, read_table
 
+_ADVICE = "; run `modelzoo verify`"
+
 
 @dataclass
 class VerifyReport:
@@ -146,12 +148,15 @@ def _check_shard(zoo: Path, entry: dict, epochs: int, parameters: int, report: V
 
 def _check_tables(zoo: Path, manifest: dict, facts: dict[str, _ShardFacts], epochs: int,
                   report: VerifyReport) -> None:  # fmt: skip
-    try:
-        models = read_table(zoo, fmt.MODELS_TABLE, MODELS_COLUMNS)
-        metrics = read_table(zoo, fmt.METRICS_TABLE, METRICS_COLUMNS)
-    except StoreError as error:
-        report.problems.append(str(error))
+    tables = []
+    for name, columns in ((fmt.MODELS_TABLE, MODELS_COLUMNS), (fmt.METRICS_TABLE, METRICS_COLUMNS)):
+        try:
+            tables.append(read_table(zoo, name, columns))
+        except StoreError as error:
+            report.problems.append(str(error).removesuffix(_ADVICE))
+    if len(tables) < 2:
         return
+    models, metrics = tables
     report.models = len(models)
     if models["model_id"].duplicated().any():
         report.problems.append(f"{fmt.MODELS_TABLE}: model_id values repeat")
