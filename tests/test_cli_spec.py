@@ -1,0 +1,62 @@
+"""`modelzoo spec ...` and failure isolation inside a task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+from click.testing import CliRunner
+
+from modelzoo.cli import main
+from modelzoo.run import generate
+from modelzoo.spec import load_spec
+from modelzoo.train import reference
+
+
+def test_spec_schema_is_json_schema() -> None:
+    result = CliRunner().invoke(main, ["spec", "schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert "training" in schema["properties"] and "grid" in schema["properties"]
+
+
+def test_spec_list_names_every_bundled_spec() -> None:
+    result = CliRunner().invoke(main, ["spec", "list"])
+    assert result.exit_code == 0
+    assert "mnist_hyp_5_rand" in result.output and "1280 models" in result.output
+
+
+def test_spec_show_prints_the_resolved_spec(tiny_spec: Path) -> None:
+    result = CliRunner().invoke(main, ["spec", "show", str(tiny_spec), "--set", "training.lr=0.5"])
+    assert result.exit_code == 0
+    shown = yaml.safe_load(result.output)
+    assert shown["training"]["lr"] == 0.5 and shown["training"]["momentum"] == 0.0
+
+
+def test_help_teaches() -> None:
+    result = CliRunner().invoke(main, ["generate", "--help"])
+    assert result.exit_code == 0
+    assert "Examples" in result.output and "--dry-run" in result.output
+
+
+def test_a_crashing_model_is_recorded_as_failed(
+    tiny_spec: Path, tmp_path: Path, monkeypatch
+) -> None:
+    original = reference.train_reference
+
+    def flaky(run, data, device="cpu"):
+        if run.seed == 3:
+            raise RuntimeError("simulated CUDA error")
+        return original(run, data, device)
+
+    monkeypatch.setattr(reference, "train_reference", flaky)
+    generate(load_spec(tiny_spec), tmp_path, executor="local", engine="reference")
+    models = pq.read_table(tmp_path / "tiny_tetris" / "models.parquet").to_pandas()
+    assert len(models) == 10
+    failed = models[models["seed"] == 3]
+    assert (failed["status"] == "failed").all()
+    assert failed["error"].str.contains("simulated CUDA error").all()
+    assert (models[models["seed"] != 3]["status"] == "ok").all()
