@@ -207,13 +207,25 @@ class RayExecutor:
             for ref in done:
                 task = in_flight.pop(ref)
                 try:
-                    yield task, ray.get(ref)
+                    results = ray.get(ref)
+                except ModelZooError as error:  # bad input found in a worker (missing data)
+                    raise ModelZooError(_user_message(error)) from None
                 except (ray.exceptions.RayError, OSError) as error:  # worker lost after retries
-                    yield task, _task_failed(task, error)
+                    results = _task_failed(task, error)
+                yield task, results
 
     def close(self) -> None:
         if self._own:
             self.ray.shutdown()
+
+
+def _user_message(error: ModelZooError) -> str:
+    """The one-line message of a ModelZooError raised in a Ray worker (without Ray's wrapping)."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, ModelZooError):
+        return str(cause)
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1].split(": ", 1)[-1] if lines else type(error).__name__
 
 
 def _task_failed(task: Task, error: BaseException) -> list[RunResult]:

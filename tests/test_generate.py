@@ -239,3 +239,14 @@ def test_malicious_yaml_is_refused_without_running(tmp_path: Path) -> None:
     done = cli("generate", str(spec), "--store", str(tmp_path / "s"), check=False)
     assert done.returncode == 2 and "YAML tag not allowed" in done.stderr
     assert not marker.exists() and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_missing_dataset_is_one_line_and_writes_nothing(tmp_path: Path, executor: str) -> None:
+    done = cli("generate", "mnist_seed", "--limit", "2", "--store", str(tmp_path / "s"),
+               "--data-dir", str(tmp_path / "data"), "--set", "dataset.download=false",
+               "--executor", executor, "--quiet", check=False)  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: MNIST not found under"), done.stderr
+    assert not (tmp_path / "s").exists()

@@ -200,10 +200,14 @@ class ZooWriter:
             self._resume()
         elif self.dir.exists() and any(p.name != fmt.SHARD_DIR for p in self.dir.iterdir()):
             raise StoreError(f"{self.dir}: folder exists and is not a zoo; choose another --store")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / fmt.SHARD_DIR).mkdir(exist_ok=True)
-        self._recover_shards()
-        self._commit()
+        if self.dir.exists():  # a zoo, or the shards of one killed before its first commit
+            self._recover_shards()
+            self._commit()
+        # else: nothing is created until the first results arrive, so a run that fails before
+        # training anything (missing data, bad device) leaves no trace
+
+    def _ensure_folder(self) -> None:
+        (self.dir / fmt.SHARD_DIR).mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ recovery
     def _resume(self) -> None:
@@ -271,6 +275,7 @@ class ZooWriter:
         if not fresh:
             return
         fresh = [self._on_zoo_axis(r) for r in fresh]
+        self._ensure_folder()
         relative = fmt.shard_name(min(r.model_id for r in fresh))
         path = self.dir / relative
         if path.exists():  # an adopted orphan holds that name; keep both, ids never overlap
