@@ -284,8 +284,11 @@ def generate(
         report.seconds = time.perf_counter() - started
         return report
     exec_hints = spec.resolved["execution"]
+    gpus = exec_hints["gpus_per_task"]
+    if gpus == 0 and todo[0].device.startswith("cuda"):
+        gpus = 1.0  # a CUDA task without a GPU share would see no device: one task per GPU
     if executor == "ray":
-        pool = RayExecutor(address, max_workers, exec_hints["cpus_per_task"], exec_hints["gpus_per_task"],
+        pool = RayExecutor(address, max_workers, exec_hints["cpus_per_task"], gpus,
                            exec_hints["max_retries"])  # fmt: skip
     else:
         pool = InProcessExecutor()
