@@ -282,11 +282,15 @@ def info(zoo: Path, as_json: bool) -> None:
     rows = summary["test_acc_per_epoch"]
     if rows:
         bars = "▁▂▃▄▅▆▇█"
-        spark = "".join(bars[min(7, int(r["mean"] * 8))] for r in rows)
+        spark = "".join(
+            bars[min(7, int(r["mean"] * 8))] if r["mean"] == r["mean"] else " " for r in rows
+        )
         click.echo(f"test accuracy  per stored epoch, models with status ok: {spark}")
         click.echo("  epoch    mean     min     max  models")
         for r in rows:
-            click.echo(f"  {r['epoch']:5d}  {r['mean']:.4f}  {r['min']:.4f}  {r['max']:.4f}  {r['count']:6d}")
+            click.echo(
+                f"  {r['epoch']:5d}  {r['mean']:.4f}  {r['min']:.4f}  {r['max']:.4f}  {r['count']:6d}"
+            )
 
 
 def _short(values: list, limit: int = 8) -> str:

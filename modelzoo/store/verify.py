@@ -66,14 +66,18 @@ def verify_zoo(path: str | Path) -> VerifyReport:
         if shard is not None:
             repeated = seen.intersection(shard.ids.tolist())
             if repeated:
-                report.problems.append(f"{entry['path']}: model ids {sorted(repeated)[:5]} also in another shard")
+                report.problems.append(
+                    f"{entry['path']}: model ids {sorted(repeated)[:5]} also in another shard"
+                )
             seen.update(shard.ids.tolist())
             facts[entry["path"]] = shard
     report.shards = len(manifest["shards"])
     listed = {Path(s["path"]).name for s in manifest["shards"]}
     for stray in sorted((path / fmt.SHARD_DIR).glob("*.h5")):
         if stray.name not in listed:
-            report.notes.append(f"{fmt.SHARD_DIR}/{stray.name}: not listed in {fmt.MANIFEST} (ignored)")
+            report.notes.append(
+                f"{fmt.SHARD_DIR}/{stray.name}: not listed in {fmt.MANIFEST} (ignored)"
+            )
     _check_tables(path, manifest, facts, epochs, report)
     return report
 
@@ -82,7 +86,9 @@ def _check_is_zoo(path: Path) -> None:
     if not path.is_dir() or not (path / fmt.MANIFEST).is_file():
         fmt.read_manifest(path)  # raises the precise "not a zoo" error
     try:
-        version = json.loads((path / fmt.MANIFEST).read_text(encoding="utf-8")).get("format_version")
+        version = json.loads((path / fmt.MANIFEST).read_text(encoding="utf-8")).get(
+            "format_version"
+        )
     except (OSError, ValueError, AttributeError):
         return  # unreadable: reported as damage by read_manifest
     if isinstance(version, int) and version > fmt.FORMAT_VERSION:
@@ -94,8 +100,10 @@ def _check_layout(manifest: dict, report: VerifyReport) -> tuple[int, int]:
     try:
         for slot in manifest["layout"]:
             if int(slot["offset"]) != offset:
-                report.problems.append(f"{fmt.MANIFEST}: layout: {slot['name']} at offset {slot['offset']}, "
-                                       f"expected {offset}")  # fmt: skip
+                report.problems.append(
+                    f"{fmt.MANIFEST}: layout: {slot['name']} at offset {slot['offset']}, "
+                    f"expected {offset}"
+                )
             offset += int(np.prod(slot["shape"]))
         epochs = len(manifest["epochs"])
     except (KeyError, TypeError, ValueError) as error:
@@ -103,11 +111,15 @@ def _check_layout(manifest: dict, report: VerifyReport) -> tuple[int, int]:
         return -1, -1
     declared = manifest.get("architecture", {}).get("parameters")
     if declared is not None and declared != offset:
-        report.problems.append(f"{fmt.MANIFEST}: architecture.parameters is {declared}, the layout sums to {offset}")
+        report.problems.append(
+            f"{fmt.MANIFEST}: architecture.parameters is {declared}, the layout sums to {offset}"
+        )
     return offset, epochs
 
 
-def _check_shard(zoo: Path, entry: dict, epochs: int, parameters: int, report: VerifyReport) -> _ShardFacts | None:
+def _check_shard(
+    zoo: Path, entry: dict, epochs: int, parameters: int, report: VerifyReport
+) -> _ShardFacts | None:
     name = entry["path"]
     target = zoo / name
     if not target.is_file():
@@ -115,39 +127,53 @@ def _check_shard(zoo: Path, entry: dict, epochs: int, parameters: int, report: V
         return None
     size = target.stat().st_size
     if "bytes" in entry and size != entry["bytes"]:
-        report.problems.append(f"{name}: {size} bytes, the manifest says {entry['bytes']} (truncated or extended)")
+        report.problems.append(
+            f"{name}: {size} bytes, the manifest says {entry['bytes']} (truncated or extended)"
+        )
     digest = fmt.sha256_file(target)
     if digest != entry["sha256"]:
-        report.problems.append(f"{name}: sha256 mismatch (content changed or damaged): expected "
-                               f"{entry['sha256'][:16]}..., got {digest[:16]}...")  # fmt: skip
+        report.problems.append(
+            f"{name}: sha256 mismatch (content changed or damaged): expected "
+            f"{entry['sha256'][:16]}..., got {digest[:16]}..."
+        )
     try:
         with h5py.File(target, "r") as h5:
             weights = h5[fmt.W_WEIGHTS]
             expected = (int(entry["models"]), epochs, parameters)
             if weights.shape != expected or weights.dtype != np.float32:
-                report.problems.append(f"{name}: weights are {weights.dtype} {weights.shape}, expected float32 {expected}")
+                report.problems.append(
+                    f"{name}: weights are {weights.dtype} {weights.shape}, "
+                    f"expected float32 {expected}"
+                )
             stored_epochs = np.asarray(h5.attrs.get("epochs", []))
             if stored_epochs.size != epochs:
-                report.problems.append(f"{name}: attrs.epochs lists {stored_epochs.size} epochs, expected {epochs}")
+                report.problems.append(
+                    f"{name}: attrs.epochs lists {stored_epochs.size} epochs, expected {epochs}"
+                )
             ids = h5[fmt.W_MODEL_IDS][:]
             status = [s.decode() for s in h5[fmt.W_STATUS][:]]
             metrics = h5[fmt.W_METRICS][:]
             names = [n.decode() for n in h5[fmt.W_METRICS].attrs["names"]]
             for key in (fmt.W_RUN_KEYS, fmt.W_F1, fmt.W_ERRORS, fmt.W_DIVERGED):
                 if h5[key].shape[0] != ids.size:
-                    report.problems.append(f"{name}: {key} has {h5[key].shape[0]} rows, expected {ids.size}")
+                    report.problems.append(
+                        f"{name}: {key} has {h5[key].shape[0]} rows, expected {ids.size}"
+                    )
             weights.read_direct(np.empty(weights.shape, np.float32))  # every chunk must decode
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
         report.problems.append(f"{name}: HDF5 cannot read the shard: {error}")
         return None
     if ids.size != int(entry["models"]) or np.unique(ids).size != ids.size:
-        report.problems.append(f"{name}: {ids.size} model ids ({np.unique(ids).size} distinct), "
-                               f"the manifest says {entry['models']}")  # fmt: skip
+        report.problems.append(
+            f"{name}: {ids.size} model ids ({np.unique(ids).size} distinct), "
+            f"the manifest says {entry['models']}"
+        )
     return _ShardFacts(ids, status, metrics, names)
 
 
-def _check_tables(zoo: Path, manifest: dict, facts: dict[str, _ShardFacts], epochs: int,
-                  report: VerifyReport) -> None:  # fmt: skip
+def _check_tables(
+    zoo: Path, manifest: dict, facts: dict[str, _ShardFacts], epochs: int, report: VerifyReport
+) -> None:
     tables = []
     for name, columns in ((fmt.MODELS_TABLE, MODELS_COLUMNS), (fmt.METRICS_TABLE, METRICS_COLUMNS)):
         try:
@@ -163,11 +189,15 @@ def _check_tables(zoo: Path, manifest: dict, facts: dict[str, _ShardFacts], epoc
     shard_ids = {int(i) for f in facts.values() for i in f.ids}
     table_ids = set(models["model_id"].astype(int))
     if facts and len(facts) == len(manifest["shards"]) and shard_ids != table_ids:
-        report.problems.append(f"{fmt.MODELS_TABLE}: model ids differ from the shards' "
-                               f"(only in table: {sorted(table_ids - shard_ids)[:5]}, "
-                               f"only in shards: {sorted(shard_ids - table_ids)[:5]})")  # fmt: skip
+        report.problems.append(
+            f"{fmt.MODELS_TABLE}: model ids differ from the shards' "
+            f"(only in table: {sorted(table_ids - shard_ids)[:5]}, "
+            f"only in shards: {sorted(shard_ids - table_ids)[:5]})"
+        )
     bad_rows = []
-    for model_id, shard, row, status in models[["model_id", "shard", "row", "status"]].itertuples(index=False):
+    for model_id, shard, row, status in models[["model_id", "shard", "row", "status"]].itertuples(
+        index=False
+    ):
         fact = facts.get(shard)
         if fact is None:
             if shard not in {s["path"] for s in manifest["shards"]}:
@@ -177,20 +207,28 @@ def _check_tables(zoo: Path, manifest: dict, facts: dict[str, _ShardFacts], epoc
             bad_rows.append(f"model {model_id}: {shard} row {row} does not hold it (or its status)")
     report.problems += [f"{fmt.MODELS_TABLE}: {line}" for line in bad_rows[:10]]
     if len(metrics) != len(models) * epochs:
-        report.problems.append(f"{fmt.METRICS_TABLE}: {len(metrics)} rows, expected {len(models)} models x "
-                               f"{epochs} epochs = {len(models) * epochs}")  # fmt: skip
+        report.problems.append(
+            f"{fmt.METRICS_TABLE}: {len(metrics)} rows, expected {len(models)} models x "
+            f"{epochs} epochs = {len(models) * epochs}"
+        )
     else:
         _compare_metrics(models, metrics, facts, report)
     counts = manifest.get("counts", {})
     status = models["status"].value_counts().to_dict()
-    expected = {"done": len(models), **{k: int(status.get(k, 0)) for k in ("ok", "diverged", "failed")}}
+    expected = {
+        "done": len(models),
+        **{k: int(status.get(k, 0)) for k in ("ok", "diverged", "failed")},
+    }
     for key, value in expected.items():
         if key in counts and counts[key] != value:
-            report.problems.append(f"{fmt.MANIFEST}: counts.{key} is {counts[key]}, the tables say {value}")
+            report.problems.append(
+                f"{fmt.MANIFEST}: counts.{key} is {counts[key]}, the tables say {value}"
+            )
 
 
-def _compare_metrics(models: pd.DataFrame, metrics: pd.DataFrame, facts: dict[str, _ShardFacts],
-                     report: VerifyReport) -> None:  # fmt: skip
+def _compare_metrics(
+    models: pd.DataFrame, metrics: pd.DataFrame, facts: dict[str, _ShardFacts], report: VerifyReport
+) -> None:
     """The metrics table must repeat, value for value, what the shards recorded."""
     table = metrics.sort_values(["model_id", "epoch"])
     for shard, fact in facts.items():
@@ -200,6 +238,12 @@ def _compare_metrics(models: pd.DataFrame, metrics: pd.DataFrame, facts: dict[st
             report.problems.append(f"{fmt.METRICS_TABLE}: rows for {shard} are missing")
             continue
         order = np.argsort(fact.ids)
-        stored = fact.metrics[order][:, :, [fact.names.index(n) for n in names]].reshape(-1, len(names))
-        if not np.allclose(rows[names].to_numpy(dtype=np.float64), stored, rtol=0, atol=0, equal_nan=True):
-            report.problems.append(f"{fmt.METRICS_TABLE}: values differ from those recorded in {shard}")
+        stored = fact.metrics[order][:, :, [fact.names.index(n) for n in names]].reshape(
+            -1, len(names)
+        )
+        if not np.allclose(
+            rows[names].to_numpy(dtype=np.float64), stored, rtol=0, atol=0, equal_nan=True
+        ):
+            report.problems.append(
+                f"{fmt.METRICS_TABLE}: values differ from those recorded in {shard}"
+            )

@@ -1,0 +1,377 @@
+"""The Zoo API: open a zoo folder, filter its models, read weights, get models back as nn.Modules.
+
+``open_zoo(path)`` checks the manifest, both tables and their agreement up front (so a damaged zoo
+fails with one line at open time) and opens weight shards only when weights are first read. A
+:class:`Zoo` is a *view*: ``select`` and ``zoo[ids]`` return new views of the same open zoo that
+share its tables and shard readers. Epoch arguments are always epoch *numbers* as listed in
+``zoo.epochs``, never positions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ModelZooError, StoreError
+from .nets import ParameterSlot
+from .store import format as fmt
+from .store.reader import ZooFiles, compact
+
+if TYPE_CHECKING:
+    from .data import ImageData
+    from .dataset import ZooDataset
+    from .tokens import WeightStructure
+
+NOT_FACTORS = {
+    "model_id",
+    "run_key",
+    "status",
+    "error",
+    "diverged_epoch",
+    "shard",
+    "row",
+    "final_epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "gap",
+}
+SPLIT_NAMES = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
+
+
+def open_zoo(path: str | Path, verify: bool = False) -> Zoo:
+    """Open the zoo folder ``path`` (``verify=True`` also checks every shard's sha256 first)."""
+    path = Path(path)
+    if verify:
+        from .store.verify import verify_zoo
+
+        problems = verify_zoo(path).problems
+        if problems:
+            raise StoreError(
+                f"{path}: zoo is damaged: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
+    core = ZooFiles(path)
+    return Zoo(core, core.model_ids)
+
+
+class Zoo:
+    """A set of models of one opened zoo (all of them, or a selection)."""
+
+    def __init__(self, core: ZooFiles, ids: np.ndarray) -> None:
+        self._core = core
+        self._ids = np.asarray(ids, dtype=np.int64)
+
+    # ----------------------------------------------------------------------------- description
+    path = property(lambda self: self._core.path)
+    manifest = property(lambda self: self._core.manifest, doc="zoo.json as a dict (do not modify)")
+    name = property(lambda self: str(self._core.manifest["name"]))
+    architecture = property(lambda self: str(self._core.manifest["architecture"]["name"]))
+    dataset_name = property(lambda self: str(self._core.manifest["dataset"]["name"]))
+    input_shape = property(lambda self: tuple(self._core.manifest["dataset"]["input_shape"]))
+    num_classes = property(lambda self: int(self._core.manifest["dataset"]["num_classes"]))
+    parameters = property(lambda self: self._core.parameters)
+
+    @property
+    def epochs(self) -> list[int]:
+        """The stored epoch numbers (0 = initialisation)."""
+        return self._core.epochs.tolist()
+
+    @property
+    def layout(self) -> tuple[ParameterSlot, ...]:
+        """Name, shape and offset of every parameter tensor in the flat weight vector."""
+        return self._core.layout
+
+    @property
+    def model_ids(self) -> np.ndarray:
+        return self._ids.copy()
+
+    @functools.cached_property
+    def _models(self) -> pd.DataFrame:
+        frame = self._core.models
+        return frame if self._ids.size == len(frame) else frame[frame["model_id"].isin(self._ids)]
+
+    @property
+    def models(self) -> pd.DataFrame:
+        """One row per model: id, every generating factor, status, shard/row, final metrics."""
+        return self._models.copy(deep=False)
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """One row per (model, stored epoch): losses, accuracies, gap, seconds, f1_0..f1_{K-1}."""
+        frame = self._core.metrics
+        return frame[frame["model_id"].isin(self._ids)].reset_index(drop=True)
+
+    def factors(self) -> dict[str, list]:
+        """Every generating factor (seed and hyperparameters) with its sorted distinct values."""
+        frame = self._models
+        return {
+            c: sorted(frame[c].dropna().unique().tolist())
+            for c in frame.columns
+            if c not in NOT_FACTORS
+        }
+
+    def __len__(self) -> int:
+        return int(self._ids.size)
+
+    def __contains__(self, model_id: object) -> bool:
+        return isinstance(model_id, int | np.integer) and bool(np.isin(model_id, self._ids))
+
+    def __repr__(self) -> str:
+        status = self._models["status"].value_counts().to_dict()
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(status.items())) or "empty"
+        total = len(self._core.models)
+        size = f"{len(self)} models" if len(self) == total else f"{len(self)} of {total} models"
+        shape = "x".join(map(str, self.input_shape))
+        return (
+            f"<Zoo {self.name!r}: {size} ({counts}); epochs {compact(self.epochs)}; "
+            f"{self.architecture} ({self.parameters:,} parameters) on {self.dataset_name} "
+            f"{shape}; {self.path}>"
+        )
+
+    def close(self) -> None:
+        """Close the shard files (reopened on the next read)."""
+        self._core.reader.close()
+
+    def __enter__(self) -> Zoo:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------- selection
+    def select(
+        self, where: str | Callable | Any = None, /, *, epoch: int | None = None, **equal: Any
+    ) -> Zoo:
+        """A view of the models that match every condition.
+
+        ``where``: a ``DataFrame.query`` string (``"lr > 1e-4 and test_acc > 0.5"``), a callable
+        taking the models frame and returning a boolean mask, or a boolean mask. ``equal``:
+        column=value (a list/tuple/set means "one of", a callable a per-column predicate).
+        ``epoch``: evaluate metric columns (test_acc, gap, f1_k, ...) at that stored epoch
+        instead of the model's final epoch.
+        """
+        frame = self._models.reset_index(drop=True)
+        if epoch is not None:
+            self._core.epoch_index(np.asarray([epoch]))
+            at = self.metrics
+            at = at[at["epoch"] == epoch].drop(columns="epoch")
+            frame = frame.drop(columns=[c for c in at.columns if c != "model_id" and c in frame])
+            frame = frame.merge(at, on="model_id", how="left")
+        mask = np.ones(len(frame), dtype=bool)
+        if isinstance(where, str):
+            try:
+                mask &= frame.eval(where, level=1).to_numpy(dtype=bool)
+            except Exception as error:
+                raise ModelZooError(
+                    f"select({where!r}): {error}; columns: {', '.join(frame.columns)}"
+                ) from None
+        elif where is not None:
+            result = where(frame) if callable(where) else where
+            result = np.asarray(result, dtype=bool)
+            if result.shape != mask.shape:
+                raise ModelZooError(
+                    f"select: mask of shape {result.shape}, expected ({len(frame)},)"
+                )
+            mask &= result
+        for column, value in equal.items():
+            if column not in frame.columns:
+                raise ModelZooError(
+                    f"select: unknown column {column!r}; choose one of: {', '.join(frame.columns)}"
+                )
+            values = frame[column]
+            if callable(value):
+                mask &= np.asarray(value(values), dtype=bool)
+            elif isinstance(value, list | tuple | set | frozenset | np.ndarray):
+                mask &= values.isin(list(value)).to_numpy()
+            else:
+                mask &= (values == value).to_numpy()
+        return Zoo(self._core, frame["model_id"].to_numpy(dtype=np.int64)[mask])
+
+    def __getitem__(self, ids: int | Iterable[int]) -> Zoo:
+        """A view of the given model ids (all must be in this view)."""
+        wanted = np.unique(np.atleast_1d(np.asarray(ids, dtype=np.int64)))
+        self._core.positions(wanted, self._ids)
+        return Zoo(self._core, wanted)
+
+    # ----------------------------------------------------------------------------- weights
+    def weights(
+        self,
+        model_ids: int | Iterable[int] | None = None,
+        epochs: int | Iterable[int] | None = None,
+    ) -> np.ndarray:
+        """float32 weights ``[models, epochs, parameters]`` (defaults: every model of the view,
+        every stored epoch); an int instead of a list drops that axis. NaN after divergence."""
+        ids = self._ids if model_ids is None else np.atleast_1d(np.asarray(model_ids, np.int64))
+        eps = self._core.epochs if epochs is None else np.atleast_1d(np.asarray(epochs, np.int64))
+        flat = self.read_pairs(np.repeat(ids, eps.size), np.tile(eps, ids.size))
+        out = flat.reshape(ids.size, eps.size, self.parameters)
+        if epochs is not None and np.ndim(epochs) == 0:
+            out = out[:, 0]
+        if model_ids is not None and np.ndim(model_ids) == 0:
+            out = out[0]
+        return out
+
+    def read_pairs(self, model_ids: np.ndarray, epochs: np.ndarray) -> np.ndarray:
+        """float32 ``[N, parameters]`` for N (model id, epoch number) pairs, in the given order."""
+        core = self._core
+        pos = core.positions(np.unique(model_ids), self._ids)
+        pos = pos[np.searchsorted(np.unique(model_ids), model_ids)]
+        return core.reader.read_pairs(
+            core.shard_of[pos], core.row_of[pos], core.epoch_index(epochs)
+        )
+
+    def locate(self, model_ids: np.ndarray, epochs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(shard, row, epoch index) of each pair: what ``store.reader`` needs to read it."""
+        pos = self._core.positions(np.unique(model_ids), self._ids)
+        pos = pos[np.searchsorted(np.unique(model_ids), model_ids)]
+        return self._core.shard_of[pos], self._core.row_of[pos], self._core.epoch_index(epochs)
+
+    def state_dict(self, model_id: int, epoch: int) -> OrderedDict[str, torch.Tensor]:
+        """The model's parameters at ``epoch`` as a state dict (layout names and shapes)."""
+        flat = self.weights(int(model_id), int(epoch))
+        return OrderedDict(
+            (s.name, torch.from_numpy(flat[s.offset : s.offset + s.size].reshape(s.shape).copy()))
+            for s in self.layout
+        )
+
+    def model(self, model_id: int, epoch: int) -> torch.nn.Module:
+        """The trained network at ``epoch``, in eval mode, with the model's activation/dropout."""
+        from .nets import build_model, load_flat_parameters
+
+        row = self._row(model_id)
+        flat = self.weights(int(model_id), int(epoch))
+        if not np.isfinite(flat).all():
+            raise ModelZooError(
+                f"{self.path}: model {model_id} has no finite weights at epoch {epoch} "
+                f"(status {row['status']}, diverged at epoch {row.get('diverged_epoch')})"
+            )
+        training = self.manifest["spec"]["training"]
+        activation = str(row.get("activation", training.get("activation", "tanh")))
+        dropout = float(row.get("dropout", training.get("dropout", 0.0)))
+        net = build_model(
+            self.architecture, self.input_shape, self.num_classes, activation, dropout
+        )
+        load_flat_parameters(net, torch.from_numpy(flat))
+        return net.eval()
+
+    def _row(self, model_id: int) -> pd.Series:
+        self._core.positions(np.asarray([model_id], dtype=np.int64), self._ids)
+        return self._core.models.iloc[int(np.searchsorted(self._core.model_ids, model_id))]
+
+    # ----------------------------------------------------------------------------- image data
+    def data_config(self, model_id: int | None = None, data_dir: str | None = None):
+        """The data layer's config the models were trained with (grid dataset keys applied)."""
+        from .train.task import data_config
+
+        section = dict(self.manifest["dataset"]["spec"])
+        varied = [c for c in self._models.columns if c.startswith("dataset_")]
+        if model_id is not None:
+            row = self._row(model_id)
+            section.update({c.removeprefix("dataset_"): _plain(row[c]) for c in varied})
+        else:
+            for column in varied:
+                values = self._models[column].unique()
+                if len(values) > 1:
+                    raise ModelZooError(
+                        f"{self.path}: the zoo varies dataset.{column[8:]}; pass model_id"
+                    )
+                section[column.removeprefix("dataset_")] = _plain(values[0])
+        return data_config(section, data_dir)
+
+    def data(
+        self, split: str = "test", data_dir: str | None = None, model_id: int | None = None
+    ) -> ImageData:
+        """The preprocessed images of ``split`` (train / validation / test) the models used."""
+        from .data import load_training_data
+
+        if split not in SPLIT_NAMES:
+            raise ModelZooError(
+                f"data: unknown split {split!r}; choose one of: train, validation, test"
+            )
+        data = getattr(load_training_data(self.data_config(model_id, data_dir)), SPLIT_NAMES[split])
+        if data is None:
+            raise ModelZooError(
+                f"{self.path}: this zoo has no validation split (dataset.train_fraction is 1)"
+            )
+        return data
+
+    def evaluate(self, model_id: int, epoch: int, data_dir: str | None = None) -> dict[str, Any]:
+        """Re-measure a stored model exactly as the zoo's metrics were computed."""
+        from .data import load_training_data
+        from .train.reference import evaluate_model
+
+        data = load_training_data(self.data_config(model_id, data_dir))
+        return evaluate_model(self.model(model_id, epoch), data)
+
+    # ----------------------------------------------------------------------------- datasets
+    @functools.cached_property
+    def structure(self) -> WeightStructure:
+        """Layers, units and their coupling (tokenisation and permutation need it)."""
+        from .tokens import WeightStructure
+
+        return WeightStructure.from_zoo(self)
+
+    def split(
+        self, fractions: tuple[float, ...] = (0.7, 0.15, 0.15), seed: int = 0
+    ) -> dict[str, np.ndarray]:
+        """Model ids of the train / val / test split (see :func:`modelzoo.dataset.split_models`)."""
+        from .dataset import split_models
+
+        return split_models(self, fractions, seed)
+
+    def dataset(self, split: str = "train", **options: Any) -> ZooDataset:
+        """A PyTorch dataset of this view's models (options: see :class:`modelzoo.ZooDataset`)."""
+        from .dataset import ZooDataset
+
+        return ZooDataset(self, split, **options)
+
+    def summary(self) -> dict[str, Any]:
+        """What ``modelzoo info`` prints: size, factors, status counts, accuracy per epoch."""
+        metrics = self.metrics
+        ok = metrics[
+            metrics["model_id"].isin(self._models.loc[self._models["status"] == "ok", "model_id"])
+        ]
+        per_epoch = (
+            ok.groupby("epoch")["test_acc"].agg(["mean", "min", "max", "count"]).reset_index()
+        )
+        files = [
+            self.path / fmt.MANIFEST,
+            self.path / fmt.MODELS_TABLE,
+            self.path / fmt.METRICS_TABLE,
+            *self._core.reader.paths,
+        ]
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "models": len(self),
+            "planned": int(self.manifest.get("counts", {}).get("planned", len(self))),
+            "bytes": int(sum(p.stat().st_size for p in files if p.exists())),
+            "shards": len(self._core.reader.paths),
+            "dataset": self.dataset_name,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "architecture": self.architecture,
+            "parameters": self.parameters,
+            "epochs": self.epochs,
+            "status": {k: int(v) for k, v in self._models["status"].value_counts().items()},
+            "factors": {k: [_plain(v) for v in vs] for k, vs in self.factors().items()},
+            "test_acc_per_epoch": [
+                {k: _plain(v) for k, v in r.items()} for r in per_epoch.to_dict("records")
+            ],
+        }
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars (for JSON and for the data layer's config)."""
+    return value.item() if isinstance(value, np.generic) else value
