@@ -1,0 +1,309 @@
+"""The vectorised engine: a group of runs trained as one stacked network in one process.
+
+Runs that share a shape key (same dataset, architecture, activation, optimiser type, batch size,
+epochs and stored epochs) differ only in numbers: seeds, learning rates, weight decay, momentum,
+dropout rates, initialisations. ``train_vectorized`` trains such a group at once: the parameters
+of its M models are the rows of one ``[M, P]`` tensor, every layer runs once for all models
+(:mod:`modelzoo.train.stacked`: grouped convolutions in channels-last memory, batched matrix
+products, a hand-written backward pass) and the optimiser (:mod:`modelzoo.train.optim`) updates
+the whole tensor in a few element-wise ops.
+
+Each model sees exactly what :func:`~modelzoo.train.reference.train_reference` shows it: its own
+seeded initial weights, its own data order (one gather ``images[order[:, step]]`` for all models),
+its own dropout masks (``hashed_uniform`` with its key, the shared step counter and the layer
+index), its own hyper-parameters as per-model columns, and the same divergence policy. Nothing is
+reduced across models, so a model's weights are bit-identical in every group on one machine (a
+lone CNN run gets a twin: oneDNN runs one-group convolutions through other kernels); they match
+the reference up to floating-point summation order (grouped vs. single convolution kernels, bmm
+vs. addmm): within 1e-5 after several epochs. docs/engine.md has the details and the measurements
+behind each choice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+import numpy as np
+import torch
+
+from ..data import TrainingData
+from ..nets import Conv, Linear, flatten_parameters, get_architecture, trace_shapes
+from ..seeding import derive_seed, dropout_keys, epoch_order
+from ..spec import Run
+from .init import initialize
+from .metrics import SCALAR_METRICS, STATUS_DIVERGED, STATUS_OK, RunResult, score_split
+from .optim import make_stacked_optimizer
+from .reference import build_initialised_model
+from .stacked import Dropout, StackedNet, cross_entropy_step, layer_size
+
+# Evaluation runs the same examples through all M models, in chunks bounded two ways (measured,
+# docs/engine.md): on CPU the widest convolutional activation of a chunk should stay cache-sized
+# (2M values; 4x larger chunks cost 1.7x per example), and every chunk's activations and float64
+# logits must fit memory (score_split gets cheaper per example with larger chunks).
+EVAL_CACHE_VALUES = 1 << 21
+EVAL_VALUES = {"cpu": 1 << 25, "cuda": 1 << 27}
+
+# A CPU group is split across threads only into parts of at least this many models.
+MIN_MODELS_PER_THREAD = 8
+
+# Training fields that must agree within a group (with dataset, architecture, stored epochs: the
+# shape key, except that runs with and without dropout may share a group).
+GROUP_FIELDS = ("epochs", "batch_size", "optimizer", "activation", "loss")
+
+# --------------------------------------------------------------------------- training
+
+
+def check_group(runs: list[Run]) -> None:
+    """Refuse runs that cannot share one stacked network."""
+    if not runs:
+        raise ValueError("train_vectorized needs at least one run")
+    first = runs[0]
+    for run in runs[1:]:
+        same = (run.dataset, run.architecture, run.stored_epochs)
+        if same != (first.dataset, first.architecture, first.stored_epochs):
+            raise ValueError(f"run {run.model_id} differs from run {first.model_id} in dataset, "
+                             "architecture or stored epochs; group runs by shape_key")  # fmt: skip
+        for key in GROUP_FIELDS:
+            if run.training[key] != first.training[key]:
+                raise ValueError(f"run {run.model_id} has {key}={run.training[key]!r}, run "
+                                 f"{first.model_id} {first.training[key]!r}; group runs by "
+                                 "shape_key")  # fmt: skip
+
+
+def initial_parameters(runs: list[Run], model: torch.nn.Module) -> torch.Tensor:
+    """[M, P]: each run's seeded initial weights, as ``build_initialised_model`` gives them.
+
+    ``initialize`` overwrites every parameter from the run's own generator, so one module of the
+    architecture is re-initialised per run instead of building M modules (a third of a 1000-MLP
+    group's time).
+    """
+    rows = [flatten_parameters(initialize(model, run.training["init"], run.seed)) for run in runs]
+    return torch.stack(rows)
+
+
+def eval_chunk(net: StackedNet, device: torch.device) -> int:
+    """Examples per evaluation call (see EVAL_CACHE_VALUES)."""
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    chunk = EVAL_VALUES[kind] // (net.models * (net.widest + 8 * net.classes))
+    if kind == "cpu" and net.widest_image:
+        chunk = min(chunk, EVAL_CACHE_VALUES // (net.models * net.widest_image))
+    return max(1, min(4096, chunk))
+
+
+def train_vectorized(
+    runs: list[Run],
+    data: TrainingData,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> list[RunResult]:
+    """Train ``runs`` (one shape group) together; one RunResult per run, in order.
+
+    Each result equals what ``train_reference`` returns for that run (weights within 1e-5).
+    On CPU with ``torch.get_num_threads()`` = T > 1 the group is split into up to T contiguous
+    parts trained by T threads with one intra-op thread each (torch's setting is restored
+    afterwards): at these op sizes that is faster than intra-op parallelism and does not stall
+    when another process takes a core. ``seconds`` is an epoch's training wall time divided by
+    the number of models trained concurrently. ``progress(n)`` is called from the calling thread
+    with the number of models of each part as the part finishes (n = len(runs) in total).
+    """
+    check_group(runs)
+    device = torch.device(device)
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    parts = max(1, min(threads, len(runs) // MIN_MODELS_PER_THREAD))
+    if parts == 1:
+        results = _train_group(runs, data, device, len(runs))
+        if progress is not None:
+            progress(len(runs))
+        return results
+    bounds = [len(runs) * i // parts for i in range(parts + 1)]
+    slices = [runs[a:b] for a, b in itertools.pairwise(bounds)]
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(parts, thread_name_prefix="modelzoo-engine") as pool:
+            futures = {pool.submit(_train_group, part, data, device, len(runs)): i
+                       for i, part in enumerate(slices)}  # fmt: skip
+            results: list[list[RunResult]] = [[] for _ in slices]
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if progress is not None:
+                    progress(len(results[futures[future]]))
+    finally:
+        torch.set_num_threads(threads)
+    return [result for part in results for result in part]
+
+
+def _train_group(
+    runs: list[Run], data: TrainingData, device: torch.device, concurrent: int
+) -> list[RunResult]:
+    """The training loop of one stacked network (``concurrent``: models trained in parallel)."""
+    layers = get_architecture(runs[0].architecture["name"]).layers or ()
+    if len(runs) == 1 and any(isinstance(layer, Conv) for layer in layers):
+        # oneDNN runs a 1-group convolution through other kernels than a grouped one; a twin
+        # keeps a lone run bit-identical to the same run inside any group
+        return _train_group(runs * 2, data, device, concurrent)[:1]
+    m, first = len(runs), runs[0]
+    training = first.training
+    train, k = data.train, len(data.train.classes)
+    images, labels = train.images.to(device).flatten(1), train.labels.to(device)
+    example_shape = tuple(train.images.shape[1:])
+    splits = {"train": data.train, "val": data.validation, "test": data.test}
+    splits = {name: None if s is None else (s.images.to(device), s.labels.to(device))
+              for name, s in splits.items()}  # fmt: skip
+
+    model = build_initialised_model(first, data)
+    net = StackedNet(first.architecture["name"], example_shape, k, training["activation"], m, model)
+    params = initial_parameters(runs, model).to(device)
+    grads = torch.zeros_like(params)
+    optimizer = make_stacked_optimizer(params, [run.training for run in runs])
+    dropout = make_dropout(runs, device)
+
+    stored = first.stored_epochs
+    weights = np.full((m, len(stored), net.parameters), np.nan, dtype=np.float32)
+    metrics = {name: np.full((m, len(stored)), np.nan) for name in SCALAR_METRICS}
+    f1 = np.full((m, len(stored), k), np.nan, dtype=np.float32)
+    status, error, diverged_epoch = [STATUS_OK] * m, [""] * m, [-1] * m
+    alive = torch.ones(m, dtype=torch.bool, device=device)  # not diverged (updates applied)
+    chunk = eval_chunk(net, device)
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return net.forward(params, x, shared=True)
+
+    def record(epoch: int, seconds: float) -> None:
+        live = [i for i in range(m) if status[i] == STATUS_OK]
+        if epoch not in stored or not live:
+            return
+        row = stored.index(epoch)
+        weights[live, row] = params.cpu().numpy()[live]
+        scores = {name: score_split(logits, *split, k, chunk=chunk)
+                  for name, split in splits.items() if split is not None}  # fmt: skip
+        for name, values in scores.items():
+            metrics[f"{name}_loss"][live, row] = values.loss.cpu().numpy()[live]
+            metrics[f"{name}_acc"][live, row] = values.acc.cpu().numpy()[live]
+        metrics["gap"][live, row] = (scores["train"].acc - scores["test"].acc).cpu().numpy()[live]
+        metrics["seconds"][live, row] = seconds
+        f1[live, row] = scores["test"].f1.float().cpu().numpy()[live]
+
+    n, batch_size, step = images.shape[0], training["batch_size"], 0
+    with torch.no_grad():
+        record(0, 0.0)
+        for epoch in range(1, training["epochs"] + 1):
+            started = time.perf_counter()
+            order = torch.stack([epoch_order(run.seed, epoch, n) for run in runs]).to(device)
+            died_at = torch.full((m,), -1, dtype=torch.int64, device=device)
+            for start in range(0, n, batch_size):
+                index = order[:, start : start + batch_size]  # [M, B]: each model's examples
+                x = images.index_select(0, index.reshape(-1)).view(m, -1, *example_shape)
+                if dropout is not None:
+                    dropout.step = step
+                tape: list = []
+                loss, grad_logits = cross_entropy_step(
+                    net.forward(params, x, False, dropout, tape), labels.take(index)
+                )
+                # a non-finite loss freezes the model before this step, as the reference breaks
+                finite = torch.isfinite(loss)
+                died_at = torch.where(alive & ~finite, step, died_at)
+                alive &= finite
+                net.backward(params, tape, grad_logits, grads)
+                optimizer.step(grads, alive)
+                step += 1
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = (time.perf_counter() - started) / concurrent
+            finite_weights = torch.isfinite(params).all(dim=1).tolist()
+            for i, died in enumerate(died_at.tolist()):
+                if status[i] != STATUS_OK:
+                    continue
+                if died >= 0:
+                    error[i] = f"non-finite loss in epoch {epoch} (step {died})"
+                elif not finite_weights[i]:
+                    error[i] = f"non-finite weights after epoch {epoch}"
+                else:
+                    continue
+                status[i], diverged_epoch[i] = STATUS_DIVERGED, epoch
+            if STATUS_DIVERGED in status:
+                # diverged rows are never recorded again: zero them to keep NaN out of kernels
+                dead = torch.tensor([s != STATUS_OK for s in status], device=device)
+                alive &= ~dead
+                params.masked_fill_(dead.unsqueeze(1), 0.0)
+                if not alive.any():
+                    break
+            record(epoch, seconds)
+    return [
+        RunResult(
+            model_id=run.model_id, run_key=run.key, weights=weights[i],
+            metrics={name: values[i] for name, values in metrics.items()}, f1=f1[i],
+            status=status[i], error=error[i], diverged_epoch=diverged_epoch[i],
+        )
+        for i, run in enumerate(runs)
+    ]  # fmt: skip
+
+
+def make_dropout(runs: list[Run], device: torch.device) -> Dropout | None:
+    """The group's dropout state, or None when no run uses dropout."""
+    rates = [float(run.training["dropout"]) for run in runs]
+    if not any(rate > 0 for rate in rates):
+        return None
+    seeds = torch.tensor([derive_seed(run.seed, "dropout") for run in runs])
+    return Dropout(
+        keys=dropout_keys(seeds).to(device),
+        rates=torch.tensor(rates, dtype=torch.float32, device=device),
+        scale=torch.tensor([1.0 - r for r in rates], dtype=torch.float32, device=device),
+    )
+
+
+# --------------------------------------------------------------------------- group sizes
+
+# Models per CPU thread beyond which larger groups stop paying off (measured on a 2-core EPYC,
+# docs/engine.md): an MLP step is per-op overhead until ~1000 models, a CNN step is compute-bound
+# from ~32 models on and slows down again past ~64 (the activations leave the caches).
+CPU_MODELS_PER_THREAD = {"mlp": 1024, "cnn": 48}
+MEMORY_FRACTION = {"cpu": 0.25, "cuda": 0.5}
+
+
+def suggest_group_size(
+    architecture: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    threads: int | None = None,
+) -> int:
+    """How many runs of one shape group to hand to one ``train_vectorized`` call on ``device``.
+
+    A memory estimate per model (a training step keeps about four values per activation and
+    example, the optimiser eight per parameter) against a fraction of the free memory (CUDA: half
+    of ``mem_get_info``; CPU: a quarter of the available RAM), on CPU also capped at
+    :data:`CPU_MODELS_PER_THREAD` times ``threads`` (default ``torch.get_num_threads()``, the
+    threads the training process will use). Architectures that are not layer tables get 1.
+    """
+    device = torch.device(device)
+    layers = get_architecture(architecture).layers
+    if layers is None:
+        return 1
+    parameters, activations = 0, layer_size(input_shape)
+    for layer, shape_in, shape_out in trace_shapes(layers, input_shape, num_classes):
+        activations += layer_size(shape_out)
+        if isinstance(layer, Conv):
+            parameters += shape_out[0] * (shape_in[0] * layer.kernel_size**2 + layer.bias)
+        elif isinstance(layer, Linear):
+            parameters += shape_out[0] * (shape_in[0] + layer.bias)
+    per_model = 4 * (4 * batch_size * activations + 8 * parameters)
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    if kind == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            free = 4 << 30
+    size = int((free * MEMORY_FRACTION[kind] - 4 * EVAL_VALUES[kind]) // per_model)
+    if kind == "cpu":
+        per_thread = CPU_MODELS_PER_THREAD[
+            "cnn" if any(isinstance(layer, Conv) for layer in layers) else "mlp"
+        ]
+        size = min(size, per_thread * (threads or torch.get_num_threads()))
+    return max(1, size)

@@ -1,0 +1,298 @@
+"""The vectorised engine reproduces the reference trainer, alone and inside groups of any make-up.
+
+Every comparison trains the same run with ``train_reference`` (the oracle), alone with
+``train_vectorized`` and inside groups of other sizes and hyper-parameters, and asks for the same
+weights at every stored epoch (max abs diff <= 1e-5), the same accuracies (within one example) and
+the same status. The data are small random tensors, so the whole file runs in seconds. The
+configurations are well-conditioned on purpose: some (e.g. Kaiming init + weight decay + lr 3e-3 on
+CNN-small) amplify a 1e-7 perturbation of the reference itself to 3e-5 within three epochs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from modelzoo.data import ImageData, TrainingData
+from modelzoo.spec import Run
+from modelzoo.train.metrics import SCALAR_METRICS
+from modelzoo.train.optim import StackedAdam, StackedSGD, make_optimizer
+from modelzoo.train.reference import train_reference
+from modelzoo.train.vectorized import suggest_group_size, train_vectorized
+
+WEIGHT_TOLERANCE = 1e-5
+SHAPES = {"tetris_mlp": ((1, 4, 4), 4), "cnn_tiny": ((1, 8, 8), 10), "cnn_small": ((1, 28, 28), 10)}
+
+
+def make_run(model_id: int, architecture: str, stored=None, **training) -> Run:
+    values = {
+        "epochs": 3, "batch_size": 10, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0,
+        "momentum": 0.0, "dropout": 0.0, "activation": "tanh", "init": "uniform",
+        "loss": "cross_entropy",
+    }  # fmt: skip
+    values.update(training)
+    seed = values.pop("seed", 100 + model_id)
+    stored = tuple(range(values["epochs"] + 1)) if stored is None else tuple(stored)
+    return Run(model_id=model_id, seed=seed, dataset={"name": "random"},
+               architecture={"name": architecture}, training=values, stored_epochs=stored)  # fmt: skip
+
+
+def make_data(
+    architecture: str, train: int = 64, test: int = 40, validation: int = 0
+) -> TrainingData:
+    shape, classes = SHAPES[architecture]
+    generator = torch.Generator().manual_seed(len(architecture) + train)
+
+    def split(n: int) -> ImageData:
+        images = torch.randn(n, *shape, generator=generator)
+        labels = torch.randint(0, classes, (n,), generator=generator)
+        return ImageData(images, labels, tuple(f"c{i}" for i in range(classes)))
+
+    return TrainingData(split(train), split(validation) if validation else None, split(test))
+
+
+_REFERENCE: dict[tuple[str, int], object] = {}
+
+
+def reference(run: Run, data: TrainingData):
+    """train_reference, memoised: the same run is compared against several groups."""
+    key = (run.key, id(data))
+    if key not in _REFERENCE:
+        _REFERENCE[key] = (train_reference(run, data), data)  # keep data alive: id stays unique
+    return _REFERENCE[key][0]
+
+
+def assert_same(expected, actual, data: TrainingData) -> None:
+    """Same run outcome up to the cross-engine tolerance."""
+    assert (actual.model_id, actual.run_key) == (expected.model_id, expected.run_key)
+    assert (actual.status, actual.error, actual.diverged_epoch) == (
+        expected.status, expected.error, expected.diverged_epoch,
+    )  # fmt: skip
+    assert actual.weights.shape == expected.weights.shape
+    assert actual.weights.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(actual.weights), np.isnan(expected.weights))
+    np.testing.assert_allclose(actual.weights, expected.weights, rtol=0, atol=WEIGHT_TOLERANCE)
+    assert set(actual.metrics) == set(SCALAR_METRICS)
+    for split, size in (("train", data.train), ("val", data.validation), ("test", data.test)):
+        for name in (f"{split}_acc", f"{split}_loss"):
+            np.testing.assert_array_equal(np.isnan(actual.metrics[name]),
+                                          np.isnan(expected.metrics[name]))  # fmt: skip
+        if size is not None:
+            one_example = 1.0 / len(size) + 1e-12
+            np.testing.assert_allclose(actual.metrics[f"{split}_acc"],
+                                       expected.metrics[f"{split}_acc"], atol=one_example)  # fmt: skip
+            np.testing.assert_allclose(actual.metrics[f"{split}_loss"],
+                                       expected.metrics[f"{split}_loss"], atol=1e-4)  # fmt: skip
+    np.testing.assert_array_equal(np.isnan(actual.f1), np.isnan(expected.f1))
+    np.testing.assert_allclose(actual.metrics["gap"], expected.metrics["gap"], atol=0.06)
+    seconds = actual.metrics["seconds"]
+    assert np.all(np.isnan(seconds) | (seconds >= 0))
+
+
+def check_group(runs: list[Run], data: TrainingData) -> list:
+    results = train_vectorized(runs, data)
+    assert [r.model_id for r in results] == [run.model_id for run in runs]
+    for run, result in zip(runs, results):
+        assert_same(reference(run, data), result, data)
+    return results
+
+
+# --------------------------------------------------------------------------- equivalence
+
+ARCHITECTURES = list(SHAPES)
+
+
+def adam_runs(architecture: str, dropout: float) -> list[Run]:
+    """A group of Adam runs that differ in seed, lr, weight decay, init and dropout rate."""
+    return [
+        make_run(0, architecture, dropout=dropout),
+        make_run(1, architecture, lr=3e-3, weight_decay=1e-3, dropout=dropout / 2),
+        make_run(2, architecture, init="xavier_uniform", dropout=dropout, seed=7),
+        make_run(3, architecture, lr=5e-4, weight_decay=1e-2, init="normal", dropout=dropout),
+    ]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+@pytest.mark.parametrize(
+    ("dropout", "validation"), [(0.0, 0), (0.3, 20)], ids=["plain", "dropout_val"]
+)
+def test_group_matches_reference(architecture: str, dropout: float, validation: int) -> None:
+    data = make_data(architecture, validation=validation)
+    runs = adam_runs(architecture, dropout)
+    check_group(runs, data)
+    check_group(runs[1:2], data)  # alone
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_results_do_not_depend_on_the_group(architecture: str) -> None:
+    """The same runs alone, in other orders, with other companions (design invariant 1).
+
+    Beyond the cross-engine tolerance, a run's weights are bit-identical in every group on one
+    machine: nothing is reduced across models and a lone CNN run is trained with a twin.
+    """
+    data = make_data(architecture)
+    runs = adam_runs(architecture, 0.0)
+    dropout_runs = [make_run(10 + i, architecture, dropout=0.25 * i, seed=3) for i in range(2)]
+    extra = [make_run(20 + i, architecture, lr=2e-3, seed=50 + i) for i in range(2)]
+    groups = [runs + extra, extra[::-1] + runs[2:], runs[:2] + dropout_runs, runs[2:3]]
+    weights: dict[int, np.ndarray] = {}
+    for group in groups:
+        for result in check_group(group, data):
+            if result.model_id in weights:
+                np.testing.assert_array_equal(result.weights, weights[result.model_id])
+            weights[result.model_id] = result.weights
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_sgd_with_and_without_momentum(architecture: str) -> None:
+    data = make_data(architecture, validation=10)
+    runs = [
+        make_run(0, architecture, optimizer="sgd", lr=0.05),
+        make_run(1, architecture, optimizer="sgd", lr=0.02, momentum=0.9, weight_decay=1e-3),
+        make_run(2, architecture, optimizer="sgd", lr=0.01, momentum=0.5, init="kaiming_uniform"),
+    ]
+    check_group(runs, data)
+    check_group(runs[1:2], data)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_stored_epoch_subsets(architecture: str) -> None:
+    data = make_data(architecture)
+    for stored in [(0, 2, 3), (1, 3)]:
+        runs = [make_run(i, architecture, stored=stored, lr=2e-3 * (i + 1)) for i in range(2)]
+        results = check_group(runs, data)
+        assert results[0].weights.shape[0] == len(stored)
+        assert not np.isnan(results[0].weights).any()
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "gelu", "leaky_relu", "silu"])
+def test_activations(activation: str) -> None:
+    data = make_data("cnn_tiny")
+    check_group([make_run(i, "cnn_tiny", activation=activation, dropout=0.2 * i,
+                          lr=2e-3) for i in range(3)], data)  # fmt: skip
+
+
+def test_pooling_ties_on_blank_background() -> None:
+    """MNIST-like zero backgrounds make every pooling window a tie; the gradient must go to the
+    first maximum, as torch's max-pool does, not to all of them."""
+    data = make_data("cnn_small")
+    for split in (data.train, data.test):
+        split.images[:, :, :, :14] = 0.0
+        split.images[:, :, 20:] = 0.0
+    for activation in ("tanh", "relu"):
+        check_group([make_run(i, "cnn_small", activation=activation, lr=1e-3 * (i + 1))
+                     for i in range(2)], data)  # fmt: skip
+
+
+def test_partial_last_batch_and_larger_batches() -> None:
+    data = make_data("cnn_tiny", train=37)
+    check_group([make_run(i, "cnn_tiny", batch_size=16, dropout=0.1) for i in range(3)], data)
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+@pytest.mark.parametrize(
+    ("architecture", "diverging"),
+    [
+        ("tetris_mlp", {"optimizer": "sgd", "lr": float("inf")}),
+        ("cnn_tiny", {"optimizer": "sgd", "lr": 1e6, "activation": "relu"}),
+        ("cnn_small", {"optimizer": "sgd", "lr": 1e6, "activation": "relu"}),
+    ],
+)
+def test_diverging_model_is_frozen_and_others_unaffected(
+    architecture: str, diverging: dict
+) -> None:
+    data = make_data(architecture)
+    kind = {"optimizer": "sgd", "activation": diverging.get("activation", "tanh")}
+    runs = [
+        make_run(0, architecture, lr=0.02, **kind),
+        make_run(1, architecture, **diverging),
+        make_run(2, architecture, lr=0.01, momentum=0.9, **kind),
+    ]
+    results = check_group(runs, data)
+    bad = results[1]
+    assert bad.status == "diverged" and bad.error.startswith("non-finite loss in epoch 1")
+    assert not np.isnan(bad.weights[0]).any() and np.isnan(bad.weights[1:]).all()
+    assert np.isnan(bad.metrics["test_acc"][1:]).all()
+    assert [r.status for r in results] == ["ok", "diverged", "ok"]
+    for run, result in zip(runs[::2], check_group(runs[::2], data)):
+        np.testing.assert_allclose(result.weights, results[run.model_id].weights, atol=1e-6)
+
+
+def test_non_finite_weights_after_an_epoch() -> None:
+    """One step per epoch: the infinite step happens after the last (finite) loss of epoch 1."""
+    data = make_data("tetris_mlp", train=10)
+    runs = [make_run(0, "tetris_mlp", optimizer="sgd", lr=float("inf")),
+            make_run(1, "tetris_mlp", optimizer="sgd", lr=0.1)]  # fmt: skip
+    results = check_group(runs, data)
+    assert results[0].error == "non-finite weights after epoch 1"
+    assert results[1].status == "ok"
+
+
+# --------------------------------------------------------------------------- optimisers
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_stacked_optimizers_follow_torch_optim_bit_for_bit(optimizer: str) -> None:
+    generator = torch.Generator().manual_seed(0)
+    trainings = [
+        {"optimizer": optimizer, "lr": lr, "weight_decay": wd, "momentum": momentum}
+        for lr, wd, momentum in [(1e-3, 0.0, 0.0), (3e-2, 1e-2, 0.9), (0.5, 1e-4, 0.5)]
+    ]
+    start = torch.randn(3, 37, generator=generator)
+    grads = [torch.randn(3, 37, generator=generator) for _ in range(4)]
+    stacked = start.clone()
+    stepper = (StackedAdam if optimizer == "adam" else StackedSGD)(stacked, trainings)
+    for grad in grads:
+        stepper.step(grad, torch.ones(3, dtype=torch.bool))
+    for row, training in enumerate(trainings):
+        param = torch.nn.Parameter(start[row].clone())
+        reference_optimizer = make_optimizer([param], training)
+        for grad in grads:
+            param.grad = grad[row].clone()
+            reference_optimizer.step()
+        assert torch.equal(stacked[row], param.detach())
+
+
+def test_inactive_rows_stay_frozen() -> None:
+    params = torch.ones(2, 5)
+    stepper = StackedAdam(params, [{"lr": 0.1, "weight_decay": 0.0}] * 2)
+    stepper.step(torch.full((2, 5), float("nan")), torch.tensor([True, False]))
+    assert torch.isnan(params[0]).all() and torch.equal(params[1], torch.ones(5))
+
+
+# --------------------------------------------------------------------------- API
+
+
+def test_thread_split_progress_and_mixed_groups() -> None:
+    """With 2 threads a 16-model group trains as two parts of 8, bit-identical to two calls."""
+    data = make_data("cnn_tiny")
+    runs = [make_run(i, "cnn_tiny", epochs=1, lr=1e-3 * (i + 1)) for i in range(16)]
+    calls: list[int] = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        split = train_vectorized(runs, data, progress=calls.append)  # two parts of 8, in threads
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == [8, 8]
+    torch.set_num_threads(1)
+    try:
+        parts = train_vectorized(runs[:8], data) + train_vectorized(runs[8:], data)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(split, parts):
+        np.testing.assert_array_equal(a.weights, b.weights)
+    with pytest.raises(ValueError, match="batch_size"):
+        train_vectorized([runs[0], make_run(99, "cnn_tiny", epochs=1, batch_size=5)], data)
+
+
+def test_suggest_group_size() -> None:
+    mlp = suggest_group_size("tetris_mlp", (1, 4, 4), 4, 10, "cpu", threads=2)
+    cnn = suggest_group_size("cnn_small", (1, 28, 28), 10, 10, "cpu", threads=2)
+    assert 1 <= cnn < mlp <= 2048
+    assert suggest_group_size("cnn_small", (1, 28, 28), 10, 10, threads=4) >= cnn
+    assert suggest_group_size("resnet18", (3, 32, 32), 10, 32) == 1
