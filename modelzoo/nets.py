@@ -64,12 +64,7 @@ Layer = Conv | Linear | MaxPool | Act | Drop | Flatten
 class Architecture:
     name: str
     description: str
-    layers: tuple[Layer, ...] | None  # None: not a layer table (built by ``factory``)
-    factory: Callable[..., nn.Module] | None = None
-
-    @property
-    def vectorizable(self) -> bool:
-        return self.layers is not None
+    layers: tuple[Layer, ...]
 
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -84,11 +79,11 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 _ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register(name: str, description: str, layers: tuple[Layer, ...] | None = None, factory=None):
-    """Add an architecture to the registry (layer table or, for non-sequential nets, a factory)."""
+def register(name: str, description: str, layers: tuple[Layer, ...]) -> Architecture:
+    """Add an architecture (a layer table) to the registry."""
     if name in _ARCHITECTURES:
         raise ValueError(f"architecture {name!r} registered twice")
-    _ARCHITECTURES[name] = Architecture(name, description, layers, factory)
+    _ARCHITECTURES[name] = Architecture(name, description, layers)
     return _ARCHITECTURES[name]
 
 
@@ -127,22 +122,6 @@ register(
         Flatten(), Linear(16), Act(), Drop(), Linear(None),
     ),
 )  # fmt: skip
-
-
-def _resnet18(input_shape: tuple[int, int, int], num_classes: int, **_: object) -> nn.Module:
-    from ._torchvision import import_torchvision
-
-    net = import_torchvision().models.resnet18(num_classes=num_classes)
-    if input_shape[0] != 3:
-        net.conv1 = nn.Conv2d(input_shape[0], 64, kernel_size=7, stride=2, padding=3, bias=False)
-    return net
-
-
-register(
-    "resnet18",
-    "torchvision ResNet-18 (Model Zoos 2022 large zoos); reference engine only",
-    factory=_resnet18,
-)
 
 
 def list_architectures(pattern: str = "*") -> list[str]:
@@ -241,8 +220,6 @@ def build_model(
     """A plain ``nn.Module`` of the architecture; parameters keep torch's default init."""
     arch = get_architecture(name)
     check_activation(activation)
-    if arch.layers is None:
-        return arch.factory(input_shape=input_shape, num_classes=num_classes)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     counts = {"conv": 0, "fc": 0, "pool": 0, "act": 0, "drop": 0}
     for layer, shape_in, _shape_out in trace_shapes(arch.layers, input_shape, num_classes):

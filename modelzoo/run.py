@@ -9,6 +9,7 @@ and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from .data import dataset_info, input_shape
 from .errors import ModelZooError, StoreError
-from .nets import build_model, get_architecture, parameter_layout
+from .nets import build_model, parameter_layout
 from .spec import Run, Spec, expand, runs_by_shape
 from .store.writer import ZooWriter
 from .train.metrics import STATUS_OK, RunResult
@@ -27,7 +28,7 @@ from .train.task import Task, data_config, resolve_device, run_task
 
 STORE_ENV = "MODELZOO_STORE"
 DEFAULT_STORE = "storage"
-CPU_GROUP_CAP = {True: 1024, False: 64}  # vectorisable MLP-sized vs conv nets, per task on a CPU
+REFERENCE_MODELS_PER_TASK = 8  # the reference trainer runs a task's models one after another
 
 
 def default_store() -> Path:
@@ -97,17 +98,14 @@ def group_size(spec: Spec, runs_in_shape: int, device: str, shape: tuple, classe
     engine = spec.resolved["execution"]["engine"]
     if hint != "auto":
         return int(hint)
-    arch = get_architecture(spec.resolved["architecture"]["name"])
-    if engine == "reference" or not arch.vectorizable:
-        return 8
-    try:
-        from .train.vectorized import suggest_group_size
+    if engine == "reference":
+        return REFERENCE_MODELS_PER_TASK
+    from .train.vectorized import suggest_group_size
 
-        cap = suggest_group_size(spec.resolved["architecture"]["name"], shape, classes,
-                                 spec.resolved["training"]["batch_size"], device)  # fmt: skip
-    except ImportError:
-        cap = CPU_GROUP_CAP[len(shape) == 3 and shape[1] * shape[2] <= 64]
-    if device == "cpu":
+    threads = max(1, int(spec.resolved["execution"]["cpus_per_task"]))
+    cap = suggest_group_size(spec.resolved["architecture"]["name"], shape, classes,
+                             spec.resolved["training"]["batch_size"], device, threads)  # fmt: skip
+    if device == "cpu":  # enough tasks to keep every core busy
         cores = os.cpu_count() or 1
         cap = min(cap, max(1, math.ceil(runs_in_shape / cores)))
     return max(1, cap)
@@ -154,14 +152,16 @@ def plan(
 
 
 class InProcessExecutor:
-    """Runs tasks one after another in this process: no Ray, useful on GPU boxes and in tests."""
+    """Runs tasks one after another in this process with every core: no Ray, useful on GPU boxes
+    and in tests. (Grouping is the same as under Ray, so the weights are too.)"""
 
     def __init__(self, **_: object) -> None:
         pass
 
     def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, list[RunResult]]]:
+        threads = os.cpu_count() or 1
         for task in tasks:
-            yield task, run_task(task)
+            yield task, run_task(dataclasses.replace(task, threads=threads))
 
     def close(self) -> None:
         pass

@@ -67,11 +67,6 @@ class WeightStructure:
         layout: tuple[ParameterSlot, ...],
     ) -> WeightStructure:
         arch = get_architecture(name)
-        if arch.layers is None:
-            raise ModelZooError(
-                f"architecture {name!r} is not a layer table: tokens and permutations "
-                "need one (flat vectors work for every architecture)"
-            )
         slots = {s.name: s for s in layout}
         layers, counts, group = [], {"conv": 0, "fc": 0}, 1
         for layer, shape_in, _ in trace_shapes(arch.layers, tuple(input_shape), num_classes):

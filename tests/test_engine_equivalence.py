@@ -295,4 +295,3 @@ def test_suggest_group_size() -> None:
     cnn = suggest_group_size("cnn_small", (1, 28, 28), 10, 10, "cpu", threads=2)
     assert 1 <= cnn < mlp <= 2048
     assert suggest_group_size("cnn_small", (1, 28, 28), 10, 10, threads=4) >= cnn
-    assert suggest_group_size("resnet18", (3, 32, 32), 10, 32) == 1

@@ -104,8 +104,6 @@ class StackedNet:
         layout_model: torch.nn.Module,
     ) -> None:
         layers = get_architecture(architecture).layers
-        if layers is None:
-            raise ValueError(f"architecture {architecture!r} is not a layer table")
         self.models, self.activation, self.classes = models, activation, num_classes
         self.act = ACTIVATIONS[activation]
         slots = {slot.name: slice(slot.offset, slot.offset + slot.size)

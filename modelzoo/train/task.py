@@ -65,9 +65,8 @@ def resolve_device(device: str | None) -> str:
 def _engine(
     name: str, runs: Sequence[Run]
 ) -> Callable[[Sequence[Run], TrainingData, str], list[RunResult]]:
-    from ..nets import get_architecture
 
-    if name == "vectorized" and get_architecture(runs[0].architecture["name"]).vectorizable:
+    if name == "vectorized":
         from .vectorized import train_vectorized
 
         return lambda rs, data, device: train_vectorized(list(rs), data, device)
@@ -78,7 +77,15 @@ def _engine(
 
 def run_task(task: Task) -> list[RunResult]:
     """Train every run of the task; never raises for a model's own failure."""
+    previous = torch.get_num_threads()
     torch.set_num_threads(max(1, task.threads))
+    try:
+        return _train_isolated(task)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train_isolated(task: Task) -> list[RunResult]:
     device = resolve_device(task.device)
     data = load_training_data(data_config(task.runs[0].dataset, task.data_dir))
     train = _engine(task.engine, task.runs)

@@ -278,12 +278,10 @@ def suggest_group_size(
     example, the optimiser eight per parameter) against a fraction of the free memory (CUDA: half
     of ``mem_get_info``; CPU: a quarter of the available RAM), on CPU also capped at
     :data:`CPU_MODELS_PER_THREAD` times ``threads`` (default ``torch.get_num_threads()``, the
-    threads the training process will use). Architectures that are not layer tables get 1.
+    threads the training process will use).
     """
     device = torch.device(device)
     layers = get_architecture(architecture).layers
-    if layers is None:
-        return 1
     parameters, activations = 0, layer_size(input_shape)
     for layer, shape_in, shape_out in trace_shapes(layers, input_shape, num_classes):
         activations += layer_size(shape_out)
