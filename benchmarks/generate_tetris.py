@@ -6,9 +6,11 @@ process) for the vectorised engine, and the same spec with ``--engine reference`
 run of all 1000 models takes most of an hour on 2 cores, so by default it trains the first
 ``--reference-models`` models twice over (N and N/2) and extrapolates linearly: models are
 independent, so T(1000) = T(N) + (1000 - N) * (T(N) - T(N/2)) / (N/2), fixed costs included once.
+N/2 should be a multiple of (cores x 8 models per reference task), so both runs keep every core
+busy for whole rounds of tasks (the default 64 is, on up to 4 cores).
 ``--full-reference`` measures it instead. Both runs use the same Ray setup and machine.
 
-    python benchmarks/generate_tetris.py [--reference-models 40] [--full-reference]
+    python benchmarks/generate_tetris.py [--reference-models 64] [--full-reference]
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def run(args: list[str]) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="zoo_specs/tetris_seed.yaml")
-    parser.add_argument("--reference-models", type=int, default=40)
+    parser.add_argument("--reference-models", type=int, default=64)
     parser.add_argument("--full-reference", action="store_true")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

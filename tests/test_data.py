@@ -69,7 +69,9 @@ def test_unknown_dataset_names_the_choices() -> None:
 
 
 def test_unknown_option_names_the_valid_options() -> None:
-    with pytest.raises(DataError, match=r"no option 'sede'; valid options: noise, rotate, seed, test_size"):
+    with pytest.raises(
+        DataError, match=r"no option 'sede'; valid options: noise, rotate, seed, test_size"
+    ):
         input_shape(tetris(sede=1))
     with pytest.raises(DataError, match=r"'mnist' has no option 'seed'; valid options: none"):
         input_shape(DataConfig("mnist", options={"seed": 1}))

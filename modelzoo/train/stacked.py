@@ -38,6 +38,7 @@ from ..nets import (
     trace_shapes,
 )
 from ..seeding import hashed_uniform
+from .metrics import log_softmax
 
 aten = torch.ops.aten
 CHANNELS_LAST = torch.channels_last
@@ -315,11 +316,13 @@ def cross_entropy_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-model mean cross-entropy [M] and its gradient w.r.t. logits [M, B, K].
 
-    The gradient is built with the kernels autograd runs for ``functional.cross_entropy``
-    (nll_loss_backward puts -1/B at the target, then log_softmax's backward).
+    The gradient follows autograd's path for ``functional.cross_entropy`` (nll_loss_backward puts
+    -1/B at the target, then log_softmax's backward), with the log-softmax written out (see
+    :func:`modelzoo.train.metrics.log_softmax`): equal to the reference to float32 rounding.
     """
-    log_probs = torch.log_softmax(logits, dim=2)
+    log_probs = log_softmax(logits)
     picked = log_probs.gather(2, labels.unsqueeze(2))
     loss = -picked.mean(dim=(1, 2))
     seed = torch.zeros_like(log_probs).scatter_(2, labels.unsqueeze(2), -1.0 / labels.shape[1])
-    return loss, aten._log_softmax_backward_data(seed, log_probs, 2, log_probs.dtype)
+    # log_softmax backward: seed - softmax * sum(seed) (the sum is -1/B per example)
+    return loss, seed - log_probs.exp() * seed.sum(dim=2, keepdim=True)
