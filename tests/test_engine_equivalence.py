@@ -295,3 +295,23 @@ def test_suggest_group_size() -> None:
     cnn = suggest_group_size("cnn_small", (1, 28, 28), 10, 10, "cpu", threads=2)
     assert 1 <= cnn < mlp <= 2048
     assert suggest_group_size("cnn_small", (1, 28, 28), 10, 10, threads=4) >= cnn
+
+
+def test_cnn_medium_bits_do_not_depend_on_group_or_threads() -> None:
+    """3-channel grouped convolutions sum in another order with more intra-op threads; the engine
+    therefore always trains with one, so a model's bits are the same in any group on any load."""
+    shape, classes = (3, 32, 32), 10
+    generator = torch.Generator().manual_seed(3)
+    split = ImageData(torch.randn(40, *shape, generator=generator),
+                      torch.randint(0, classes, (40,), generator=generator),
+                      tuple(str(i) for i in range(classes)))  # fmt: skip
+    data = TrainingData(split, None, split)
+    runs = [make_run(i, "cnn_medium", epochs=2, dropout=0.3, lr=1e-3 * (i + 1)) for i in range(3)]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        grouped = train_vectorized(runs, data)[0].weights
+        alone = train_vectorized(runs[:1], data)[0].weights
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(grouped, alone)

@@ -104,9 +104,10 @@ def train_vectorized(
 
     Each result equals what ``train_reference`` returns for that run (weights within 1e-5).
     On CPU with ``torch.get_num_threads()`` = T > 1 the group is split into up to T contiguous
-    parts trained by T threads with one intra-op thread each (torch's setting is restored
-    afterwards): at these op sizes that is faster than intra-op parallelism and does not stall
-    when another process takes a core. ``seconds`` is an epoch's training wall time divided by
+    parts trained by T threads; every part, split or not, runs with one intra-op thread (torch's
+    setting is restored afterwards): at these op sizes that is faster than intra-op parallelism,
+    does not stall when another process takes a core, and keeps results bit-identical whatever
+    the thread count. ``seconds`` is an epoch's training wall time divided by
     the number of models trained concurrently. ``progress(n)`` is called from the calling thread
     with the number of models of each part as the part finishes (n = len(runs) in total).
     """
@@ -114,15 +115,17 @@ def train_vectorized(
     device = torch.device(device)
     threads = torch.get_num_threads() if device.type == "cpu" else 1
     parts = max(1, min(threads, len(runs) // MIN_MODELS_PER_THREAD))
-    if parts == 1:
-        results = _train_group(runs, data, device, len(runs))
-        if progress is not None:
-            progress(len(runs))
-        return results
     bounds = [len(runs) * i // parts for i in range(parts + 1)]
     slices = [runs[a:b] for a, b in itertools.pairwise(bounds)]
+    # one intra-op thread always: some oneDNN kernels (3-channel grouped convolutions) sum in
+    # another order with more threads, and a model's bits must not depend on the machine's load
     torch.set_num_threads(1)
     try:
+        if parts == 1:
+            results = [_train_group(runs, data, device, len(runs))]
+            if progress is not None:
+                progress(len(runs))
+            return results[0]
         with ThreadPoolExecutor(parts, thread_name_prefix="modelzoo-engine") as pool:
             futures = {pool.submit(_train_group, part, data, device, len(runs)): i
                        for i, part in enumerate(slices)}  # fmt: skip
