@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -127,10 +128,17 @@ def generate(spec, store, overrides, dry_run, as_json, limit, address, max_worke
     from .run import plan
     from .spec import load_spec
 
+    if executor == "local":
+        for flag, value in (("--address", address), ("--max-workers", max_workers)):
+            if value is not None:
+                raise ModelZooError(f"{flag}: only valid with --executor ray, not --executor local")
     loaded = load_spec(spec, overrides)
     data_dir = str(data_dir) if data_dir else None
     if dry_run:
-        summary = plan(loaded, limit, engine, device, data_dir, models_per_task).summary()
+        on_cluster = executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
+        summary = plan(
+            loaded, limit, engine, device, data_dir, models_per_task, not on_cluster
+        ).summary()
         if as_json:
             click.echo(json.dumps(summary, indent=2))
         else:

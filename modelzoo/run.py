@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import dataset_info, input_shape
-from .errors import ModelZooError, StoreError
+from .errors import DataError, ModelZooError, StoreError
 from .nets import build_model, parameter_layout
 from .spec import Run, Spec, expand, runs_by_shape
 from .store.writer import ZooWriter
 from .train.metrics import STATUS_OK, RunResult
-from .train.task import Task, data_config, resolve_device, run_task
+from .train.task import Task, check_device_here, data_config, resolve_device, run_task
 
 STORE_ENV = "MODELZOO_STORE"
 DEFAULT_STORE = "storage"
@@ -81,7 +81,10 @@ class Plan:
 
 
 def _layout_for(spec: Spec, runs: Sequence[Run], data_dir: str | None) -> tuple[tuple, int, list]:
-    shapes = {tuple(input_shape(data_config(r.dataset, data_dir))) for r in runs}
+    try:  # checks every dataset section of the grid (options included) before anything runs
+        shapes = {tuple(input_shape(data_config(r.dataset, data_dir))) for r in runs}
+    except DataError as error:
+        raise DataError(f"{spec.path}: {error}") from None
     if len(shapes) != 1:
         raise ModelZooError(
             f"{spec.path}: grid: the dataset settings give different input shapes {sorted(shapes)}; "
@@ -118,8 +121,11 @@ def plan(
     device: str | None = None,
     data_dir: str | None = None,
     models_per_task: int | None = None,
+    device_here: bool = True,
 ) -> Plan:
-    """Expand, check the layout and cut tasks; trains and writes nothing."""
+    """Expand, check the layout and cut tasks; trains and writes nothing.
+
+    ``device_here``: the device is this machine's (false when a Ray cluster runs the tasks)."""
     if engine:
         spec.resolved["execution"]["engine"] = engine
     if models_per_task:
@@ -133,6 +139,8 @@ def plan(
         selected = runs
     shape, classes, layout = _layout_for(spec, runs, data_dir)
     device = resolve_device(device)
+    if device_here:
+        check_device_here(device)
     selected_ids = {r.model_id for r in selected}
     tasks, groups = [], runs_by_shape(runs)
     engine_name = spec.resolved["execution"]["engine"]
@@ -188,6 +196,17 @@ class RayExecutor:
                 cpus = os.cpu_count() or 1
                 ray.init(num_cpus=min(cpus, max_workers) if max_workers else cpus,
                          include_dashboard=False, **kwargs)  # fmt: skip
+        # a local Ray never grows: a task it cannot place would wait forever
+        if self._own and not address:
+            have = ray.cluster_resources()
+            for key, wanted, resource in (("cpus_per_task", cpus_per_task, "CPU"),
+                                          ("gpus_per_task", gpus_per_task, "GPU")):  # fmt: skip
+                if wanted > have.get(resource, 0):
+                    ray.shutdown()
+                    raise ModelZooError(
+                        f"execution.{key}: a task asks for {wanted:g} {resource}(s), but the local "
+                        f"Ray has {have.get(resource, 0):g} (set it lower, or raise --max-workers)"
+                    )
         self.max_in_flight = max_workers or max(
             1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_task, 1e-9))
         )
@@ -271,11 +290,20 @@ def generate(
     store = Path(store) if store is not None else default_store()
     if store.exists() and not store.is_dir():
         raise StoreError(f"{store}: --store must be a folder, and this is a file")
-    the_plan = plan(spec, limit, engine, device, data_dir, models_per_task)
+    above = next((p for p in store.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise StoreError(f"{store}: --store cannot be created: {above} is a file")
+    on_cluster = executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
+    the_plan = plan(spec, limit, engine, device, data_dir, models_per_task, not on_cluster)
     info = dataset_info(spec.resolved["dataset"]["name"])
     dataset = {"name": info.name, "input_shape": list(the_plan.input_shape),
                "num_classes": the_plan.num_classes, "spec": spec.resolved["dataset"]}  # fmt: skip
-    writer = ZooWriter(store / spec.name, spec, the_plan.runs, dataset, the_plan.layout, restart)
+    try:
+        writer = ZooWriter(
+            store / spec.name, spec, the_plan.runs, dataset, the_plan.layout, restart
+        )
+    except OSError as error:
+        raise StoreError(f"{store / spec.name}: cannot write the zoo: {error}") from None
     done = writer.done_ids()
     todo = [t for t in the_plan.tasks if any(r.model_id not in done for r in t.runs)]
     selected_ids = {r.model_id for r in the_plan.selected}
@@ -299,7 +327,10 @@ def generate(
             # a task re-run for a missing model trains its stored neighbours too (same grouping
             # as a clean run); only the missing ones are written
             fresh = [r for r in results if r.model_id in selected_ids and r.model_id not in done]
-            writer.add(fresh)
+            try:
+                writer.add(fresh)
+            except OSError as error:  # disk full, store removed or read-only: earlier shards stay
+                raise StoreError(f"{writer.dir}: cannot write the zoo: {error}") from None
             done.update(r.model_id for r in fresh)
             report.trained += len(fresh)
             failed += sum(r.status != STATUS_OK for r in fresh)

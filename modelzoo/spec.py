@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,8 @@ def _optimizers() -> list[str]:
 
 FIELDS: dict[str, dict[str, Field]] = {
     "": {
-        "name": Field("str", "Zoo name: the folder name under the store.", required=True),
+        "name": Field("str", "Zoo name: one folder name under the store (letters, digits, . _ -).",
+                      required=True),
         "description": Field("str", "What this zoo is for, one paragraph.", default=""),
         "source": Field("str", "Where the configuration comes from (paper, table).", default=""),
     },
@@ -150,6 +152,7 @@ SECTIONS = tuple(k for k in FIELDS if k)
 GRID_SECTIONS = ("training", "dataset")
 REQUIRED_SECTIONS = ("dataset", "architecture", "training", "seeds")
 NOT_IN_FINGERPRINT = ("execution", "description", "source")
+ZOO_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # one folder under the store, never a path
 
 # --------------------------------------------------------------------------- data classes
 
@@ -239,6 +242,11 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     seen = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a mapping key must be a plain value, got {_type_name(key)}",
+                key_node.start_mark,
+            )  # fmt: skip
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -324,7 +332,12 @@ def apply_overrides(raw: Any, overrides: Iterable[str], where: str) -> Any:
             raw.setdefault("grid", {})
             if not isinstance(raw["grid"], dict):
                 raise SpecError(f"{where}: grid: expected a mapping")
-            raw["grid"][key[len("grid.") :]] = value
+            grid_key = key[len("grid.") :]
+            target = grid_target(grid_key)
+            for written in list(raw["grid"]):  # replace the key in whichever spelling it has
+                if target is not None and grid_target(str(written)) == target:
+                    del raw["grid"][written]
+            raw["grid"][grid_key] = value
             continue
         parts = key.split(".")
         target = raw
@@ -480,6 +493,10 @@ def validate(raw: Any, where: str = "<spec>") -> Spec:
             value, found = _validate_section(section, {}, where)
         problems += found
         resolved[section] = value
+    name = resolved.get("name")
+    if isinstance(name, str) and not ZOO_NAME.fullmatch(name):
+        problems.append(f"{where}: name: expected a folder name of letters, digits, '.', '_' and "
+                        f"'-' that starts with a letter or digit; got {name!r}")  # fmt: skip
     problems += _check_normalize(
         resolved.get("dataset", {}).get("normalize"), f"{where}: dataset.normalize"
     )
@@ -525,6 +542,11 @@ def _validate_grid(raw: Any, where: str) -> tuple[dict, list[str]]:
                             f"dataset.<key> (training keys: {', '.join(FIELDS['training'])})")  # fmt: skip
             continue
         section, leaf = target
+        if f"{section}.{leaf}" in grid:
+            written = next(k for k in raw if grid_target(str(k)) == target)
+            problems.append(f"{where}: grid.{section}.{leaf}: given twice (as {written!r} and "
+                            f"{key!r}); keep one")  # fmt: skip
+            continue
         if not isinstance(values, list) or not values:
             problems.append(
                 f"{where}: grid.{key}: expected a non-empty list of values, got {values!r}"
@@ -707,6 +729,7 @@ def json_schema() -> dict:
     top["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     top["title"] = "modelzoo zoo spec"
     top["properties"]["format"] = {"const": FORMAT}
+    top["properties"]["name"]["pattern"] = f"^{ZOO_NAME.pattern}$"
     for name in SECTIONS:
         top["properties"][name] = section(name)
     top["properties"]["grid"] = {"type": "object", "additionalProperties": False,

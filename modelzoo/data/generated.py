@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelzoo.errors import DataError
-
 from .preprocess import stratified_split
 from .registry import RawSplits, register_dataset
 
@@ -102,17 +100,11 @@ def generate_tetris(
         "translate": False,
     },
     needs_files=False,
+    minimums={"train_size": 1, "test_size": 1, "noise": 0, "seed": 0},
 )
 def load_tetris(root: Path | None, download: bool, options: Mapping[str, Any]) -> RawSplits:
     """Train and test come from the two children of ``SeedSequence(seed)``, so they never share
     a random stream and each is reproducible on its own."""
-    for key in ("train_size", "test_size"):
-        if options[key] < 1:
-            raise DataError(f"dataset 'tetris': option {key!r} must be at least 1")
-    if options["noise"] < 0:
-        raise DataError("dataset 'tetris': option 'noise' must be >= 0 (a standard deviation)")
-    if options["seed"] < 0:
-        raise DataError("dataset 'tetris': option 'seed' must be >= 0")
     train_seed, test_seed = np.random.SeedSequence(options["seed"]).spawn(2)
     parts = []
     for size, seed in ((options["train_size"], train_seed), (options["test_size"], test_seed)):
@@ -135,14 +127,13 @@ DIGITS_TEST_SIZE = 360
     description="scikit-learn's bundled 8x8 handwritten digits (UCI optdigits test set)",
     options={"seed": 0},
     needs_files=False,
+    minimums={"seed": 0},
 )
 def load_digits(root: Path | None, download: bool, options: Mapping[str, Any]) -> RawSplits:
     """The 1797 images ship inside scikit-learn; pixel counts 0..16 are scaled to [0, 1] and a
     stratified split (scikit-learn's ``train_test_split``, ``random_state=seed``) holds out 360."""
     from sklearn.datasets import load_digits as sklearn_digits
 
-    if options["seed"] < 0:
-        raise DataError("dataset 'digits': option 'seed' must be >= 0")
     bunch = sklearn_digits()
     images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
     labels = torch.from_numpy(bunch.target.astype(np.int64))

@@ -50,6 +50,7 @@ class DatasetInfo:
     loader: Loader = field(repr=False)
     options: Mapping[str, Any] = field(default_factory=dict)
     needs_files: bool = True
+    minimums: Mapping[str, float] = field(default_factory=dict)  # smallest allowed option values
 
     @property
     def native_shape(self) -> tuple[int, int, int]:
@@ -71,8 +72,10 @@ def register_dataset(
     description: str,
     options: Mapping[str, Any] | None = None,
     needs_files: bool = True,
+    minimums: Mapping[str, float] | None = None,
 ) -> Callable[[Loader], Loader]:
-    """Register the decorated loader as ``name``; ``options`` maps option keys to defaults."""
+    """Register the decorated loader as ``name``; ``options`` maps option keys to defaults and
+    ``minimums`` option keys to their smallest allowed values (checked before any loading)."""
 
     def decorator(loader: Loader) -> Loader:
         if name in _REGISTRY:
@@ -88,6 +91,7 @@ def register_dataset(
             loader=loader,
             options=dict(options or {}),
             needs_files=needs_files,
+            minimums=dict(minimums or {}),
         )
         return loader
 
@@ -132,6 +136,12 @@ def resolve_options(info: DatasetInfo, given: Any) -> dict[str, Any]:
             valid = ", ".join(sorted(info.options)) or "none"
             raise DataError(f"dataset {info.name!r} has no option {key!r}; valid options: {valid}")
         resolved[key] = _check_option_type(info.name, key, value, info.options[key])
+    for key, minimum in info.minimums.items():
+        if resolved[key] < minimum:
+            bound = f"at least {minimum}" if minimum >= 1 else f">= {minimum}"
+            raise DataError(
+                f"dataset {info.name!r}: option {key!r} must be {bound}, got {resolved[key]!r}"
+            )
     return resolved
 
 

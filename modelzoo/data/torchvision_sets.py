@@ -260,12 +260,11 @@ EUROSAT_TEST_FRACTION = 0.2
     description="EuroSAT RGB Sentinel-2 land-use patches, 64x64 RGB, stratified 80/20 split "
     "(torchvision.datasets.EuroSAT)",
     options={"seed": 0},
+    minimums={"seed": 0},
 )
 def load_eurosat(root: Path | None, download: bool, options: Mapping[str, Any]) -> RawSplits:
     """EuroSAT has no official split: a stratified 80/20 split seeded by option ``seed`` holds out
     the test part. The images are JPEG files, decoded once with PIL into one uint8 array."""
-    if options["seed"] < 0:
-        raise DataError("dataset 'eurosat': option 'seed' must be >= 0")
     data_dir = _require(root)
     files = DatasetFiles("EuroSAT", ("eurosat/2750",))
     folder = open_dataset(

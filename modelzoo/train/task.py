@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import DataConfig, TrainingData, load_training_data
+from ..errors import ModelZooError
 from ..spec import Run
 from .metrics import RunResult
 
@@ -56,10 +57,31 @@ def data_config(dataset: dict, data_dir: str | None) -> DataConfig:
     )
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def resolve_device(device: str | None) -> str:
+    """'cuda' when available for None/'auto'; otherwise the given device, checked for spelling."""
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in DEVICE_TYPES:
+        raise ModelZooError(f"--device: expected cpu, cuda or cuda:N (or auto), got {device!r}")
     return device
+
+
+def check_device_here(device: str) -> None:
+    """Refuse a device this machine does not have (for work that runs on this machine)."""
+    parsed = torch.device(device)
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index is not None and parsed.index >= count):
+            raise ModelZooError(f"--device {device}: this machine has {count} CUDA device(s)")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelZooError(f"--device {device}: MPS is not available on this machine")
 
 
 def _engine(

@@ -267,6 +267,9 @@ CPU_MODELS_PER_THREAD = {"mlp": 1024, "cnn": 48}
 MEMORY_FRACTION = {"cpu": 0.25, "cuda": 0.5}
 
 
+ASSUMED_REMOTE_GPU_BYTES = 16 << 30
+
+
 def suggest_group_size(
     architecture: str,
     input_shape: tuple[int, int, int],
@@ -294,8 +297,10 @@ def suggest_group_size(
             parameters += shape_out[0] * (shape_in[0] + layer.bias)
     per_model = 4 * (4 * batch_size * activations + 8 * parameters)
     kind = "cuda" if device.type == "cuda" else "cpu"
-    if kind == "cuda":
+    if kind == "cuda" and torch.cuda.is_available():
         free = torch.cuda.mem_get_info(device)[0]
+    elif kind == "cuda":  # a driver without a GPU planning for a cluster's: assume 16 GiB free
+        free = ASSUMED_REMOTE_GPU_BYTES
     else:
         try:
             free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
