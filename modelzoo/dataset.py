@@ -13,10 +13,14 @@ which is written atomically and is not one of the zoo's checksummed files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +31,7 @@ from torch.utils.data import Dataset
 from .augment import Augmentation, paper_augmentations, sample_rng
 from .errors import ModelZooError
 from .store import format as fmt
+from .store.reader import STATUSES
 from .tokens import LayerNormalizer, WeightStructure, layer_groups
 from .zoo import Zoo
 
@@ -42,8 +47,10 @@ def split_models(
 ) -> dict[str, np.ndarray]:
     """Model ids per split (train / val / test), restricted to the view, each sorted.
 
-    The whole opened zoo is shuffled by ``seed`` and cut by ``fractions`` (e.g. 0.8, 0.05, 0.15
-    for the 2021 paper), so the assignment is exact in proportion and independent of filters.
+    Every model the zoo's spec plans (ids 0..planned-1, stored or not yet) is shuffled by ``seed``
+    and cut by ``fractions`` (e.g. 0.8, 0.05, 0.15 for the 2021 paper). A model's split therefore
+    never changes when the zoo grows (a resumed or extended ``modelzoo generate``) or is filtered,
+    and the proportions are exact once the zoo is complete.
     """
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
@@ -51,7 +58,9 @@ def split_models(
             f"splits: expected three non-negative fractions summing to 1 "
             f"(train, val, test), got {fractions}"
         )
-    everyone = np.sort(zoo._core.model_ids)
+    stored = zoo._core.model_ids
+    planned = int(zoo.manifest.get("counts", {}).get("planned", 0))
+    everyone = np.arange(max(planned, int(stored.max()) + 1 if stored.size else 0))
     order = np.random.default_rng(int(seed)).permutation(everyone)
     n_train = round(fractions[0] * order.size)
     n_val = min(round(fractions[1] * order.size), order.size - n_train)
@@ -121,10 +130,39 @@ def stored_statistics(
         "layers": {name: {"mean": m, "std": s} for name, (m, s) in stats.items()},
     }
     try:
-        fmt.atomic_write_json(path, document)
+        _write_json_atomically(path, document)
     except OSError as error:
         warnings.warn(f"{path}: could not store normalisation statistics ({error})", stacklevel=3)
     return stats
+
+
+def _write_json_atomically(path: Path, document: dict) -> None:
+    """Like ``format.atomic_write_json`` but under a temporary name of its own, so readers in
+    several threads or processes that store statistics at once never write into one file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=fmt.TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write((json.dumps(document, indent=2) + "\n").encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _epoch_window(epochs: int | Iterable[int]) -> list[int]:
+    """An epoch number or numbers as a sorted list without repeats."""
+    values = [epochs] if isinstance(epochs, int | np.integer) else list(epochs)
+    try:
+        numbers = [int(e) for e in values]
+        exact = all(n == e and not isinstance(e, bool | str) for n, e in zip(numbers, values))
+    except (TypeError, ValueError):
+        exact = False
+    if not exact:
+        raise ModelZooError(f"ZooDataset: epochs: expected epoch numbers, got {epochs!r}")
+    return sorted(set(numbers))
 
 
 def _recorded_pairs(zoo: Zoo, model_ids: Iterable[int], epochs: Sequence[int]) -> pd.DataFrame:
@@ -180,10 +218,17 @@ class ZooDataset(Dataset):
         if views < 1:
             raise ModelZooError(f"ZooDataset: views must be 1 or more, got {views}")
         self.zoo, self.split, self.representation = zoo, split, representation
-        self.views, self.seed, self.epoch = int(views), int(seed), 0
-        self.epochs = zoo.epochs if epochs is None else [int(e) for e in epochs]
+        self.views, self.seed = int(views), int(seed)
+        # shared memory, so set_epoch reaches DataLoader workers that persist between epochs
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self.epochs = zoo.epochs if epochs is None else _epoch_window(epochs)
         zoo._core.epoch_index(np.asarray(self.epochs, dtype=np.int64))
         statuses = None if status is None else [status] if isinstance(status, str) else list(status)
+        if statuses is not None and not set(statuses) <= set(STATUSES):
+            raise ModelZooError(
+                f"ZooDataset: unknown status {sorted(set(map(str, statuses)) - set(STATUSES))}; "
+                f"choose from: {', '.join(STATUSES)} (or None for all)"
+            )
         kept = zoo if statuses is None else zoo.select(status=statuses)
         parts = split_models(kept, splits, split_seed)
         ids = np.sort(np.concatenate(list(parts.values()))) if split == "all" else parts[split]
@@ -211,9 +256,15 @@ class ZooDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    @property
+    def epoch(self) -> int:
+        """The training epoch set by :meth:`set_epoch` (part of every augmentation's seed)."""
+        return int(self._epoch[0])
+
     def set_epoch(self, epoch: int) -> None:
-        """Call once per training epoch so augmentations differ between epochs (reproducibly)."""
-        self.epoch = int(epoch)
+        """Call once per training epoch so augmentations differ between epochs (reproducibly);
+        DataLoader workers see it too, persistent ones included."""
+        self._epoch[0] = int(epoch)
 
     # ----------------------------------------------------------------------------- targets
     def _target(self, name: str) -> torch.Tensor:

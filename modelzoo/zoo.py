@@ -171,11 +171,17 @@ class Zoo:
         mask = np.ones(len(frame), dtype=bool)
         if isinstance(where, str):
             try:
-                mask &= frame.eval(where, level=1).to_numpy(dtype=bool)
+                result = np.asarray(frame.eval(where, level=1))
             except Exception as error:
                 raise ModelZooError(
                     f"select({where!r}): {error}; columns: {', '.join(frame.columns)}"
                 ) from None
+            if result.dtype != bool or result.shape != mask.shape:
+                raise ModelZooError(
+                    f"select({where!r}): expected a boolean condition (one True/False per "
+                    f"model), got {result.dtype} values"
+                )
+            mask &= result
         elif where is not None:
             result = where(frame) if callable(where) else where
             result = np.asarray(result, dtype=bool)
@@ -200,7 +206,7 @@ class Zoo:
 
     def __getitem__(self, ids: int | Iterable[int]) -> Zoo:
         """A view of the given model ids (all must be in this view)."""
-        wanted = np.unique(np.atleast_1d(np.asarray(ids, dtype=np.int64)))
+        wanted = np.unique(_integers(ids, "model_ids"))
         self._core.positions(wanted, self._ids)
         return Zoo(self._core, wanted)
 
@@ -212,8 +218,8 @@ class Zoo:
     ) -> np.ndarray:
         """float32 weights ``[models, epochs, parameters]`` (defaults: every model of the view,
         every stored epoch); an int instead of a list drops that axis. NaN after divergence."""
-        ids = self._ids if model_ids is None else np.atleast_1d(np.asarray(model_ids, np.int64))
-        eps = self._core.epochs if epochs is None else np.atleast_1d(np.asarray(epochs, np.int64))
+        ids = self._ids if model_ids is None else _integers(model_ids, "model_ids")
+        eps = self._core.epochs if epochs is None else _integers(epochs, "epochs")
         flat = self.read_pairs(np.repeat(ids, eps.size), np.tile(eps, ids.size))
         out = flat.reshape(ids.size, eps.size, self.parameters)
         if epochs is not None and np.ndim(epochs) == 0:
@@ -239,7 +245,7 @@ class Zoo:
 
     def state_dict(self, model_id: int, epoch: int) -> OrderedDict[str, torch.Tensor]:
         """The model's parameters at ``epoch`` as a state dict (layout names and shapes)."""
-        flat = self.weights(int(model_id), int(epoch))
+        flat = self.weights(_scalar(model_id, "model_id"), _scalar(epoch, "epoch"))
         return OrderedDict(
             (s.name, torch.from_numpy(flat[s.offset : s.offset + s.size].reshape(s.shape).copy()))
             for s in self.layout
@@ -249,8 +255,9 @@ class Zoo:
         """The trained network at ``epoch``, in eval mode, with the model's activation/dropout."""
         from .nets import build_model, load_flat_parameters
 
+        model_id, epoch = _scalar(model_id, "model_id"), _scalar(epoch, "epoch")
         row = self._row(model_id)
-        flat = self.weights(int(model_id), int(epoch))
+        flat = self.weights(model_id, epoch)
         if not np.isfinite(flat).all():
             raise ModelZooError(
                 f"{self.path}: model {model_id} has no finite weights at epoch {epoch} "
@@ -370,6 +377,26 @@ class Zoo:
                 {k: _plain(v) for k, v in r.items()} for r in per_epoch.to_dict("records")
             ],
         }
+
+
+def _integers(values: Any, what: str) -> np.ndarray:
+    """``values`` (an int or a sequence of ints) as a 1-d int64 array; anything that is not an
+    integer (1.5, "3", None, True) is an error rather than silently truncated."""
+    try:
+        array = np.atleast_1d(np.asarray(values))
+    except (TypeError, ValueError):
+        array = np.asarray([None], dtype=object)
+    if array.ndim == 1 and (array.dtype.kind in "iu" or array.size == 0):
+        return array.astype(np.int64)
+    if array.ndim == 1 and array.dtype.kind == "f" and np.all(np.mod(array, 1) == 0):
+        return array.astype(np.int64)
+    raise ModelZooError(f"{what}: expected an integer or a list of integers, got {values!r}")
+
+
+def _scalar(value: Any, what: str) -> int:
+    if np.ndim(value) != 0:
+        raise ModelZooError(f"{what}: expected one integer, got {value!r}")
+    return int(_integers(value, what)[0])
 
 
 def _plain(value: Any) -> Any:

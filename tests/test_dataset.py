@@ -166,3 +166,19 @@ def test_bad_arguments(zoo: Zoo) -> None:
     with pytest.raises(IndexError):
         zoo.dataset("train")[10_000]
     assert "train" in repr(zoo.dataset("train"))
+
+
+def test_splits_do_not_move_when_the_zoo_grows(tmp_path) -> None:
+    from modelzoo import open_zoo
+    from modelzoo.run import generate
+    from modelzoo.spec import load_spec
+
+    spec = ["training.epochs=1", "seeds.range=[1, 40]"]
+    generate(load_spec("tetris_seed", spec), tmp_path, executor="local", limit=17)
+    partial = open_zoo(tmp_path / "tetris_seed").split()
+    generate(load_spec("tetris_seed", spec), tmp_path, executor="local")
+    full = open_zoo(tmp_path / "tetris_seed").split()
+    assert sum(len(ids) for ids in partial.values()) == 17
+    for name in ("train", "val", "test"):
+        assert set(partial[name]) <= set(full[name]), name
+    assert [len(full[name]) for name in ("train", "val", "test")] == [28, 6, 6]

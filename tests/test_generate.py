@@ -250,3 +250,22 @@ def test_missing_dataset_is_one_line_and_writes_nothing(tmp_path: Path, executor
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: MNIST not found under"), done.stderr
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("stage", ["after-shard", "between-tables", "before-manifest"])
+def test_a_killed_run_is_readable_and_verifiable_before_resume(
+    tiny_spec: Path, tmp_path: Path, stage: str
+) -> None:
+    from modelzoo import open_zoo
+    from modelzoo.store.verify import verify_zoo
+
+    store = tmp_path / "store"
+    args = ("generate", str(tiny_spec), "--store", str(store), "--executor", "local")
+    assert cli(*args, env={"MODELZOO_CRASH_AT": f"{stage}:3"}, check=False).returncode == 137
+    zoo_dir = store / "tiny_tetris"
+    committed = json.loads((zoo_dir / "zoo.json").read_text())["counts"]["done"]
+    zoo = open_zoo(zoo_dir)
+    assert len(zoo) == committed == len(read_zoo(zoo_dir))
+    assert len(zoo.metrics) == committed * len(zoo.epochs)
+    report = verify_zoo(zoo_dir)
+    assert report.ok, report.problems

@@ -109,9 +109,16 @@ def read_manifest(zoo_dir: Path) -> dict:
         raise StoreError(f"{path}: format: expected {FORMAT_NAME!r}")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
+        newer = (
+            isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION
+        )
+        hint = (
+            "a newer modelzoo wrote it; upgrade modelzoo"
+            if newer
+            else "not a version modelzoo wrote"
+        )
         raise StoreError(
-            f"{path}: format_version: expected {FORMAT_VERSION}, got {version!r} "
-            "(a newer modelzoo wrote it? upgrade modelzoo)"
+            f"{path}: format_version: expected {FORMAT_VERSION}, got {version!r} ({hint})"
         )
     for key in ("name", "layout", "epochs", "shards", "spec", "dataset", "architecture"):
         if key not in manifest:

@@ -23,12 +23,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ModelZooError, StoreError
@@ -36,17 +38,31 @@ from . import format as fmt
 
 MODELS_COLUMNS = ("model_id", "status", "shard", "row")
 METRICS_COLUMNS = ("model_id", "epoch", "test_acc")
+COLUMN_TYPES = {  # columns the readers index with: their Arrow type must be right
+    "model_id": (pa.types.is_integer, "integers"),
+    "row": (pa.types.is_integer, "integers"),
+    "epoch": (pa.types.is_integer, "integers"),
+    "status": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "text"),
+    "shard": (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "text"),
+    "test_acc": (pa.types.is_floating, "floats"),
+}
+STATUSES = ("ok", "diverged", "failed")
+COMMIT_WAIT = 1.0  # seconds a reader waits for a writer's commit in progress (tables, manifest)
 _H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
 _MAX_READ = 1 << 28  # bytes per preadv call
 
 
 def read_table(zoo_dir: Path, name: str, required: Sequence[str]) -> pd.DataFrame:
-    """One Parquet table of the zoo, read by pyarrow (no pickled pandas metadata is honoured)."""
+    """One Parquet table of the zoo, read by pyarrow (no pickled pandas metadata is honoured).
+
+    The file is read whole first, so a writer replacing it meanwhile cannot tear the read; the
+    columns the readers rely on are checked for their type."""
     path = zoo_dir / name
     if not path.is_file():
         raise StoreError(f"{path}: table is missing (every zoo has {name}); run `modelzoo verify`")
     try:
-        frame = pq.read_table(path).to_pandas()
+        table = pq.read_table(pa.BufferReader(path.read_bytes()))
+        frame = table.to_pandas()
     except Exception as error:
         raise StoreError(f"{path}: unreadable table: {error}") from None
     missing = [c for c in required if c not in frame.columns]
@@ -54,7 +70,40 @@ def read_table(zoo_dir: Path, name: str, required: Sequence[str]) -> pd.DataFram
         return frame.assign(**{c: pd.Series(dtype="int64") for c in missing})
     if missing:
         raise StoreError(f"{path}: columns {missing} are missing (expected {list(required)})")
+    for column, (check, kind) in COLUMN_TYPES.items():
+        if column in table.column_names and not check(table.schema.field(column).type):
+            raise StoreError(
+                f"{path}: column {column!r} is {table.schema.field(column).type}, expected {kind}"
+            )
     return frame
+
+
+def committed_rows(
+    zoo_dir: Path, models: pd.DataFrame, metrics: pd.DataFrame, listed: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The table rows the manifest has committed, and the sealed shards it has not (yet).
+
+    A writer replaces models.parquet, then metrics.parquet, then zoo.json; a run killed in between
+    leaves tables that already hold the rows of a sealed shard the manifest does not list. Those
+    rows belong to no committed zoo state: drop them (the next ``modelzoo generate`` commits
+    them). Rows naming a shard that is neither listed nor on disk are damage, and are kept so that
+    the checks downstream report them.
+    """
+    listed_set = set(listed)
+    pending = sorted(
+        shard
+        for shard in set(models["shard"]) - listed_set
+        if isinstance(shard, str)
+        and shard.startswith(f"{fmt.SHARD_DIR}/")
+        and (zoo_dir / shard).is_file()
+    )
+    if not pending:
+        return models, metrics, []
+    dropped = models["shard"].isin(pending)
+    dropped_ids = models.loc[dropped, "model_id"]
+    models = models[~dropped].reset_index(drop=True)
+    metrics = metrics[~metrics["model_id"].isin(dropped_ids)].reset_index(drop=True)
+    return models, metrics, pending
 
 
 def damaged(path: Path, detail: object) -> StoreError:
@@ -130,12 +179,22 @@ class ShardReader:
     ``[models, epochs, parameters]`` shape that each shard is checked against when first opened.
     """
 
-    def __init__(self, zoo_dir: Path, shards: Sequence[dict], epochs: int, parameters: int) -> None:
+    def __init__(
+        self,
+        zoo_dir: Path,
+        shards: Sequence[dict],
+        epochs: int,
+        parameters: int,
+        model_ids: Sequence[np.ndarray] | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
         self.zoo_dir = Path(zoo_dir)
         self.paths = [fmt.safe_member(self.zoo_dir, s["path"]) for s in shards]
         self.meta = [dict(s) for s in shards]
         self.epochs = int(epochs)
         self.parameters = int(parameters)
+        self.model_ids = model_ids  # per shard: the model id the tables expect in each row
+        self.fingerprint = fingerprint  # the manifest's spec_fingerprint
         self._pid = os.getpid()
         self._open: dict[int, _OpenShard] = {}
         self._lock = threading.Lock()  # two threads never open the same shard twice
@@ -194,6 +253,7 @@ class ShardReader:
                     path,
                     f"weights are {weights.dtype} {weights.shape}, expected float32 {expected}",
                 )
+            self._check_identity(path, handle, index)
             return _OpenShard(path, handle, weights)
         except StoreError:
             handle.close()
@@ -201,6 +261,25 @@ class ShardReader:
         except _H5_ERRORS as error:
             handle.close()
             raise damaged(path, f"no readable '{fmt.W_WEIGHTS}' dataset: {error}") from None
+
+    def _check_identity(self, path: Path, handle: h5py.File, index: int) -> None:
+        """The shard must be the one the tables point at: this zoo's spec, these model ids."""
+        theirs = handle.attrs.get("spec_fingerprint")
+        if isinstance(theirs, bytes):
+            theirs = theirs.decode(errors="replace")
+        if self.fingerprint is not None and theirs is not None and theirs != self.fingerprint:
+            raise StoreError(
+                f"{path}: shard belongs to another zoo (spec_fingerprint {str(theirs)[:16]}..., "
+                f"{fmt.MANIFEST} says {self.fingerprint[:16]}...); run `modelzoo verify`"
+            )
+        if self.model_ids is not None:
+            ids = np.asarray(handle[fmt.W_MODEL_IDS][:], dtype=np.int64)
+            if not np.array_equal(ids, self.model_ids[index]):
+                raise damaged(
+                    path,
+                    f"its model ids {compact(ids.tolist())} are not the ones "
+                    f"{fmt.MODELS_TABLE} places in it ({compact(self.model_ids[index].tolist())})",
+                )
 
     def read_pairs(self, shards: np.ndarray, rows: np.ndarray, epochs: np.ndarray) -> np.ndarray:
         """float32 ``[N, parameters]``: row ``rows[i]`` of shard ``shards[i]`` at epoch index
@@ -271,15 +350,32 @@ class ZooFiles:
     """Everything the views of one opened zoo share: manifest, tables, layout, shard readers.
 
     Opening checks the manifest, reads both tables and checks that they agree with the manifest
-    (shard paths, rows, counts), so a damaged zoo fails here with one line, before any read.
+    (shard paths, rows, counts, one metrics row per model and stored epoch), so a damaged zoo
+    fails here with one line, before any read. A writer commits by replacing the tables and then
+    the manifest; a reader that lands in between (tables newer than the manifest, or files
+    replaced while it read them) reads again, for up to ``COMMIT_WAIT`` seconds.
     """
 
     def __init__(self, path: Path) -> None:
+        self.path = path
+        deadline = time.monotonic() + COMMIT_WAIT
+        while True:
+            before = _signature(path)
+            try:
+                self._load(path)
+                return
+            except StoreError:
+                changing = _signature(path) != before or _commit_in_progress(path)
+                if not changing or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.02)
+
+    def _load(self, path: Path) -> None:
         from ..nets import ParameterSlot  # imports torch: only when a zoo is opened for use
 
-        self.path = path
         self.manifest = manifest = fmt.read_manifest(path)
         where = path / fmt.MANIFEST
+        _check_description(where, manifest)
         try:
             self.layout = tuple(
                 ParameterSlot(s["name"], tuple(int(d) for d in s["shape"]), int(s["offset"]))
@@ -298,30 +394,72 @@ class ZooFiles:
         self.parameters = offset
         if self.epochs.size == 0 or np.any(np.diff(self.epochs) <= 0):
             raise StoreError(f"{where}: epochs: expected a non-empty increasing list")
-        self.models = read_table(path, fmt.MODELS_TABLE, MODELS_COLUMNS)
-        self.models = self.models.sort_values("model_id", kind="stable").reset_index(drop=True)
-        self.metrics = read_table(path, fmt.METRICS_TABLE, METRICS_COLUMNS)
-        self.model_ids = self.models["model_id"].to_numpy(dtype=np.int64)
-        if np.unique(self.model_ids).size != self.model_ids.size:
-            raise StoreError(f"{path / fmt.MODELS_TABLE}: model_id: values repeat")
         shard_paths = [s["path"] for s in manifest["shards"]]
+        if len(set(shard_paths)) != len(shard_paths):
+            raise StoreError(f"{where}: shards: a path is listed more than once")
+        try:
+            sizes = np.asarray([int(s["models"]) for s in manifest["shards"]], dtype=np.int64)
+        except (TypeError, ValueError) as error:
+            raise StoreError(f"{where}: shards: models must be a count ({error})") from None
+        models = read_table(path, fmt.MODELS_TABLE, MODELS_COLUMNS)
+        metrics = read_table(path, fmt.METRICS_TABLE, METRICS_COLUMNS)
+        models, self.metrics, _ = committed_rows(path, models, metrics, shard_paths)
+        self.models = models.sort_values("model_id", kind="stable").reset_index(drop=True)
+        self.model_ids = self.models["model_id"].to_numpy(dtype=np.int64)
+        models_path = path / fmt.MODELS_TABLE
+        if np.unique(self.model_ids).size != self.model_ids.size:
+            raise StoreError(f"{models_path}: model_id: values repeat")
+        unknown = sorted(set(self.models["status"]) - set(STATUSES))
+        if unknown:
+            raise StoreError(
+                f"{models_path}: status: unknown values {unknown[:5]} (expected one of "
+                f"{', '.join(STATUSES)})"
+            )
         shard_of = pd.Index(shard_paths).get_indexer(self.models["shard"])
         if np.any(shard_of < 0):
             bad = sorted(set(self.models["shard"][shard_of < 0]))
-            raise StoreError(
-                f"{path / fmt.MODELS_TABLE}: shard: {bad} are not listed in {fmt.MANIFEST}"
-            )
+            raise StoreError(f"{models_path}: shard: {bad} are not listed in {fmt.MANIFEST}")
         self.shard_of = shard_of.astype(np.int64)
         self.row_of = self.models["row"].to_numpy(dtype=np.int64)
-        sizes = np.asarray([int(s["models"]) for s in manifest["shards"]], dtype=np.int64)
         if np.any(self.row_of < 0) or np.any(self.row_of >= sizes[self.shard_of]):
-            raise StoreError(f"{path / fmt.MODELS_TABLE}: row: points outside its shard")
+            raise StoreError(f"{models_path}: row: points outside its shard")
         if sizes.sum() != len(self.models):
             raise StoreError(
                 f"{path}: the shards hold {sizes.sum()} models, "
                 f"{fmt.MODELS_TABLE} lists {len(self.models)}"
             )
-        self.reader = ShardReader(path, manifest["shards"], self.epochs.size, self.parameters)
+        expected = [np.full(int(n), -1, dtype=np.int64) for n in sizes]
+        for shard, row, model_id in zip(self.shard_of, self.row_of, self.model_ids):
+            if expected[shard][row] >= 0:
+                raise StoreError(f"{models_path}: row: two models point at one shard row")
+            expected[shard][row] = model_id
+        self._check_metrics(path)
+        fingerprint = manifest.get("spec_fingerprint")
+        self.reader = ShardReader(
+            path,
+            manifest["shards"],
+            self.epochs.size,
+            self.parameters,
+            expected,
+            fingerprint if isinstance(fingerprint, str) else None,
+        )
+
+    def _check_metrics(self, path: Path) -> None:
+        """One metrics row per (model, stored epoch), nothing else."""
+        metrics = self.metrics
+        pairs = metrics[["model_id", "epoch"]]
+        if (
+            len(metrics) != self.model_ids.size * self.epochs.size
+            or pairs.duplicated().any()
+            or not metrics["model_id"].isin(self.model_ids).all()
+            or not metrics["epoch"].isin(self.epochs).all()
+        ):
+            raise StoreError(
+                f"{path / fmt.METRICS_TABLE}: expected one row per model and stored epoch "
+                f"({self.model_ids.size} x {self.epochs.size} = "
+                f"{self.model_ids.size * self.epochs.size}), found {len(metrics)} rows "
+                f"({int(pairs.duplicated().sum())} repeated); run `modelzoo verify`"
+            )
 
     def positions(self, ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         missing = np.setdiff1d(ids, allowed)
@@ -341,6 +479,48 @@ class ZooFiles:
                 f"{compact(self.epochs.tolist())}"
             )
         return index
+
+
+def _check_description(where: Path, manifest: dict) -> None:
+    """The dataset and architecture entries the Zoo API describes models with."""
+    dataset, architecture = manifest["dataset"], manifest["architecture"]
+    if not isinstance(architecture, dict) or not isinstance(architecture.get("name"), str):
+        raise StoreError(f"{where}: architecture: expected {{name, parameters}}")
+    shape = dataset.get("input_shape") if isinstance(dataset, dict) else None
+    if (
+        not isinstance(dataset, dict)
+        or not isinstance(dataset.get("name"), str)
+        or not isinstance(shape, list)
+        or not all(isinstance(d, int) and d > 0 for d in shape)
+        or not isinstance(dataset.get("num_classes"), int)
+    ):
+        raise StoreError(
+            f"{where}: dataset: expected {{name, input_shape: [C, H, W], num_classes}}"
+        )
+
+
+def _signature(path: Path) -> tuple:
+    """What changes when a writer commits: identity and size of the manifest and the tables."""
+    out = []
+    for name in (fmt.MANIFEST, fmt.MODELS_TABLE, fmt.METRICS_TABLE):
+        try:
+            stat = (path / name).stat()
+            out.append((stat.st_ino, stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _commit_in_progress(path: Path) -> bool:
+    """Tables newer than the manifest: a writer is between its table and manifest replaces."""
+    try:
+        manifest = (path / fmt.MANIFEST).stat().st_mtime_ns
+        return any(
+            (path / name).stat().st_mtime_ns > manifest
+            for name in (fmt.MODELS_TABLE, fmt.METRICS_TABLE)
+        )
+    except OSError:
+        return False
 
 
 def compact(values: list[int]) -> str:

@@ -22,7 +22,13 @@ import pandas as pd
 
 from ..errors import StoreError
 from . import format as fmt
-from .reader import METRICS_COLUMNS, MODELS_COLUMNS, read_table
+from .reader import (
+    METRICS_COLUMNS,
+    MODELS_COLUMNS,
+    _check_description,
+    committed_rows,
+    read_table,
+)
 
 _ADVICE = "; run `modelzoo verify`"
 
@@ -46,6 +52,7 @@ class _ShardFacts:
     status: list[str]
     metrics: np.ndarray
     names: list[str]
+    f1: np.ndarray  # [models, epochs, classes]
 
 
 def verify_zoo(path: str | Path) -> VerifyReport:
@@ -59,10 +66,18 @@ def verify_zoo(path: str | Path) -> VerifyReport:
         report.problems.append(str(error))
         return report
     parameters, epochs = _check_layout(manifest, report)
+    try:
+        _check_description(path / fmt.MANIFEST, manifest)
+    except StoreError as error:
+        report.problems.append(str(error))
     facts: dict[str, _ShardFacts] = {}
     seen: set[int] = set()
+    paths = [entry["path"] for entry in manifest["shards"]]
+    for repeated_path in sorted({p for p in paths if paths.count(p) > 1}):
+        report.problems.append(f"{fmt.MANIFEST}: shards: {repeated_path} is listed more than once")
+    fingerprint = manifest.get("spec_fingerprint")
     for entry in manifest["shards"]:
-        shard = _check_shard(path, entry, epochs, parameters, report)
+        shard = _check_shard(path, entry, epochs, parameters, fingerprint, report)
         if shard is not None:
             repeated = seen.intersection(shard.ids.tolist())
             if repeated:
@@ -109,7 +124,8 @@ def _check_layout(manifest: dict, report: VerifyReport) -> tuple[int, int]:
     except (KeyError, TypeError, ValueError) as error:
         report.problems.append(f"{fmt.MANIFEST}: layout/epochs: malformed ({error})")
         return -1, -1
-    declared = manifest.get("architecture", {}).get("parameters")
+    architecture = manifest.get("architecture")
+    declared = architecture.get("parameters") if isinstance(architecture, dict) else None
     if declared is not None and declared != offset:
         report.problems.append(
             f"{fmt.MANIFEST}: architecture.parameters is {declared}, the layout sums to {offset}"
@@ -118,7 +134,12 @@ def _check_layout(manifest: dict, report: VerifyReport) -> tuple[int, int]:
 
 
 def _check_shard(
-    zoo: Path, entry: dict, epochs: int, parameters: int, report: VerifyReport
+    zoo: Path,
+    entry: dict,
+    epochs: int,
+    parameters: int,
+    fingerprint: object,
+    report: VerifyReport,
 ) -> _ShardFacts | None:
     name = entry["path"]
     target = zoo / name
@@ -139,11 +160,18 @@ def _check_shard(
     try:
         with h5py.File(target, "r") as h5:
             weights = h5[fmt.W_WEIGHTS]
-            expected = (int(entry["models"]), epochs, parameters)
+            expected = (_count(entry["models"]), epochs, parameters)
             if weights.shape != expected or weights.dtype != np.float32:
                 report.problems.append(
                     f"{name}: weights are {weights.dtype} {weights.shape}, "
                     f"expected float32 {expected}"
+                )
+            theirs = h5.attrs.get("spec_fingerprint")
+            theirs = theirs.decode(errors="replace") if isinstance(theirs, bytes) else theirs
+            if isinstance(fingerprint, str) and theirs is not None and theirs != fingerprint:
+                report.problems.append(
+                    f"{name}: shard belongs to another zoo (spec_fingerprint "
+                    f"{str(theirs)[:16]}..., {fmt.MANIFEST} says {fingerprint[:16]}...)"
                 )
             stored_epochs = np.asarray(h5.attrs.get("epochs", []))
             if stored_epochs.size != epochs:
@@ -153,6 +181,7 @@ def _check_shard(
             ids = h5[fmt.W_MODEL_IDS][:]
             status = [s.decode() for s in h5[fmt.W_STATUS][:]]
             metrics = h5[fmt.W_METRICS][:]
+            f1 = np.asarray(h5[fmt.W_F1][:], dtype=np.float64)
             names = [n.decode() for n in h5[fmt.W_METRICS].attrs["names"]]
             for key in (fmt.W_RUN_KEYS, fmt.W_F1, fmt.W_ERRORS, fmt.W_DIVERGED):
                 if h5[key].shape[0] != ids.size:
@@ -163,12 +192,24 @@ def _check_shard(
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as error:
         report.problems.append(f"{name}: HDF5 cannot read the shard: {error}")
         return None
-    if ids.size != int(entry["models"]) or np.unique(ids).size != ids.size:
+    try:
+        listed = int(entry["models"])
+    except (TypeError, ValueError):
+        report.problems.append(f"{name}: the manifest's models {entry['models']!r} is not a count")
+        return None
+    if ids.size != listed or np.unique(ids).size != ids.size:
         report.problems.append(
             f"{name}: {ids.size} model ids ({np.unique(ids).size} distinct), "
             f"the manifest says {entry['models']}"
         )
-    return _ShardFacts(ids, status, metrics, names)
+    return _ShardFacts(ids, status, metrics, names, f1)
+
+
+def _count(value: object) -> object:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return value
 
 
 def _check_tables(
@@ -182,7 +223,12 @@ def _check_tables(
             report.problems.append(str(error).removesuffix(_ADVICE))
     if len(tables) < 2:
         return
-    models, metrics = tables
+    models, metrics, pending = committed_rows(zoo, *tables, [s["path"] for s in manifest["shards"]])
+    for shard in pending:
+        report.notes.append(
+            f"{fmt.MODELS_TABLE}: rows of {shard} are not committed yet (an interrupted run; "
+            "`modelzoo generate` finishes it)"
+        )
     report.models = len(models)
     if models["model_id"].duplicated().any():
         report.problems.append(f"{fmt.MODELS_TABLE}: model_id values repeat")
@@ -231,6 +277,13 @@ def _compare_metrics(
 ) -> None:
     """The metrics table must repeat, value for value, what the shards recorded."""
     table = metrics.sort_values(["model_id", "epoch"])
+    classes = max((fact.f1.shape[2] for fact in facts.values()), default=0)
+    expected = {n for fact in facts.values() for n in fact.names} | {
+        f"f1_{k}" for k in range(classes)
+    }
+    absent = sorted(expected - set(table.columns))
+    if absent:
+        report.problems.append(f"{fmt.METRICS_TABLE}: columns {absent} are missing")
     for shard, fact in facts.items():
         names = [n for n in fact.names if n in table.columns]
         rows = table[table["model_id"].isin(fact.ids)]
@@ -246,4 +299,12 @@ def _compare_metrics(
         ):
             report.problems.append(
                 f"{fmt.METRICS_TABLE}: values differ from those recorded in {shard}"
+            )
+        f1_names = [f"f1_{k}" for k in range(fact.f1.shape[2]) if f"f1_{k}" in table.columns]
+        f1 = fact.f1[order].reshape(-1, fact.f1.shape[2])[:, [int(n[3:]) for n in f1_names]]
+        if not np.allclose(
+            rows[f1_names].to_numpy(dtype=np.float64), f1, rtol=0, atol=0, equal_nan=True
+        ):
+            report.problems.append(
+                f"{fmt.METRICS_TABLE}: f1 values differ from those recorded in {shard}"
             )
