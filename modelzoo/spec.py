@@ -173,8 +173,11 @@ class Spec:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of everything that decides the models (not execution hints or prose)."""
+        """Hash of everything that decides the models: not prose, nor execution hints other than
+        the engine (the engines agree to float tolerance, not bit for bit, and a zoo's models
+        must all come from one)."""
         core = {k: v for k, v in self.resolved.items() if k not in NOT_IN_FINGERPRINT}
+        core["engine"] = self.resolved.get("execution", {}).get("engine", "vectorized")
         return hashlib.sha256(canonical_json(core).encode()).hexdigest()
 
     def stored_epochs(self) -> tuple[int, ...]:

@@ -160,6 +160,15 @@ def test_limit_then_full_run_equals_clean_run(tiny_spec: Path, tmp_path: Path) -
         np.testing.assert_allclose(resumed[model_id], clean[model_id], atol=1e-6)
 
 
+def test_switching_engines_on_a_zoo_is_refused(tiny_spec: Path, tmp_path: Path) -> None:
+    generate(load_spec(tiny_spec), tmp_path, executor="local", engine="reference", limit=3)
+    with pytest.raises(StoreError, match="different spec"):
+        generate(load_spec(tiny_spec), tmp_path, executor="local")
+    generate(load_spec(tiny_spec), tmp_path, executor="local", engine="reference")
+    manifest = json.loads((tmp_path / "tiny_tetris" / "zoo.json").read_text())
+    assert manifest["spec"]["execution"]["engine"] == "reference"
+
+
 def test_changed_spec_is_refused_unless_restart(tiny_spec: Path, tmp_path: Path) -> None:
     generate(load_spec(tiny_spec), tmp_path, executor="local", limit=2)
     changed = load_spec(tiny_spec, ["training.lr=0.5"])

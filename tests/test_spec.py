@@ -125,6 +125,7 @@ def test_fingerprint_ignores_execution_hints(tiny_spec: Path) -> None:
     base = load_spec(tiny_spec)
     assert base.fingerprint == load_spec(tiny_spec, ["execution.models_per_task=1"]).fingerprint
     assert base.fingerprint != load_spec(tiny_spec, ["training.lr=0.5"]).fingerprint
+    assert base.fingerprint != load_spec(tiny_spec, ["execution.engine=reference"]).fingerprint
 
 
 BAD_SPECS = [

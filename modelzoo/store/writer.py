@@ -214,7 +214,7 @@ class ZooWriter:
         manifest = fmt.read_manifest(self.dir)
         if manifest.get("spec_fingerprint") != self.spec.fingerprint:
             raise StoreError(
-                f"{self.dir}: this zoo was generated from a different spec (name or settings changed); "
+                f"{self.dir}: this zoo was generated from a different spec (settings or --engine changed); "
                 "pass --restart to delete it and start over, or choose another --store"
             )
         self.created = manifest.get("created", self.created)
