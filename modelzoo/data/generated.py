@@ -138,10 +138,6 @@ def load_digits(root: Path | None, download: bool, options: Mapping[str, Any]) -
     images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
     labels = torch.from_numpy(bunch.target.astype(np.int64))
     train_idx, test_idx = stratified_split(labels, DIGITS_TEST_SIZE, options["seed"])
-    return RawSplits(
-        images[train_idx],
-        labels[train_idx],
-        images[test_idx],
-        labels[test_idx],
-        classes=tuple(str(digit) for digit in range(10)),
+    return RawSplits.cut(
+        images, labels, train_idx, test_idx, tuple(str(digit) for digit in range(10))
     )

@@ -30,6 +30,19 @@ class RawSplits(NamedTuple):
     test_labels: torch.Tensor
     classes: tuple[str, ...]
 
+    @classmethod
+    def cut(
+        cls,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        train_index: torch.Tensor,
+        test_index: torch.Tensor,
+        classes: tuple[str, ...],
+    ) -> RawSplits:
+        """Train and test parts of one labelled set that has no official split."""
+        return cls(images[train_index], labels[train_index], images[test_index],
+                   labels[test_index], classes)  # fmt: skip
+
 
 Loader = Callable[[Path | None, bool, Mapping[str, Any]], RawSplits]
 """``loader(root, download, options)``; ``root`` is None for datasets that need no files."""

@@ -275,13 +275,7 @@ def load_eurosat(root: Path | None, download: bool, options: Mapping[str, Any]) 
     )
     labels = _labels([label for _, label in folder.samples])
     train_idx, test_idx = stratified_split(labels, EUROSAT_TEST_FRACTION, options["seed"])
-    return RawSplits(
-        images[train_idx],
-        labels[train_idx],
-        images[test_idx],
-        labels[test_idx],
-        classes=tuple(folder.classes),
-    )
+    return RawSplits.cut(images, labels, train_idx, test_idx, tuple(folder.classes))
 
 
 def _read_images(paths: list[str], folder: Path, title: str) -> torch.Tensor:
