@@ -120,36 +120,38 @@ class ShardContents:
 def build_tables(
     shards: Sequence[tuple[str, ShardContents]], runs_by_id: dict[int, Run], epochs: Sequence[int]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """models and metrics tables from shard contents (sorted by model id, then epoch)."""
+    """models and metrics tables from shard contents (sorted by model id, then epoch).
+
+    Vectorised per shard: a zoo is committed after every task, so this runs often."""
     model_rows, metric_frames = [], []
     epochs_array = np.asarray(epochs, dtype=np.int64)
     for shard_path, contents in shards:
-        for row, model_id in enumerate(contents.model_ids.tolist()):
+        names = contents.metric_names
+        ids = contents.model_ids.astype(np.int64)
+        m, e = contents.metrics.shape[:2]
+        finite = np.isfinite(contents.metrics[:, :, names.index("test_acc")])  # [m, E]
+        has_any = finite.any(axis=1)
+        last = np.where(has_any, e - 1 - np.argmax(finite[:, ::-1], axis=1), 0)
+        final = contents.metrics[np.arange(m), last]  # [m, n_metrics]
+        for row, model_id in enumerate(ids.tolist()):
             run = runs_by_id[model_id]
-            values = contents.metrics[row]  # [E, n_metrics]
             record = {"model_id": model_id, "run_key": contents.run_keys[row]}
             record.update({c: run.seed if c == "seed" else run.training[c] for c in FACTOR_COLUMNS})
             record.update({c: v for c, v in run.factors.items() if c not in record})
             record.update(status=contents.status[row], error=contents.errors[row],
-                          diverged_epoch=int(contents.diverged[row]), shard=shard_path, row=row)  # fmt: skip
-            finite_rows = np.flatnonzero(
-                np.isfinite(values[:, contents.metric_names.index("test_acc")])
-            )
-            last = finite_rows[-1] if finite_rows.size else None
-            record["final_epoch"] = int(epochs_array[last]) if last is not None else -1
+                          diverged_epoch=int(contents.diverged[row]), shard=shard_path, row=row,
+                          final_epoch=int(epochs_array[last[row]]) if has_any[row] else -1)  # fmt: skip
             for name in FINAL_METRICS:
-                record[name] = (
-                    float(values[last, contents.metric_names.index(name)])
-                    if last is not None
-                    else np.nan
-                )
+                record[name] = float(final[row, names.index(name)]) if has_any[row] else np.nan
             model_rows.append(record)
-            frame = pd.DataFrame(values, columns=contents.metric_names)
-            frame.insert(0, "epoch", epochs_array)
-            frame.insert(0, "model_id", np.int64(model_id))
-            for k in range(contents.f1.shape[2]):
-                frame[f"f1_{k}"] = contents.f1[row, :, k].astype(np.float64)
-            metric_frames.append(frame)
+        frame = pd.DataFrame(contents.metrics.reshape(m * e, -1), columns=names)
+        frame.insert(0, "epoch", np.tile(epochs_array, m))
+        frame.insert(0, "model_id", np.repeat(ids, e))
+        f1 = contents.f1.reshape(m * e, -1).astype(np.float64)
+        frame = pd.concat(
+            [frame, pd.DataFrame(f1, columns=[f"f1_{k}" for k in range(f1.shape[1])])], axis=1
+        )
+        metric_frames.append(frame)
     models = pd.DataFrame(model_rows)
     if models.empty:
         models = pd.DataFrame(columns=["model_id", "run_key", *FACTOR_COLUMNS, "status", "error"])
