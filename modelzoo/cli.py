@@ -39,7 +39,11 @@ def main() -> None:
     Typical session:
       modelzoo generate tetris_seed            # bundled spec -> ./storage/tetris_seed
       modelzoo status storage/tetris_seed      # progress and failures
+      modelzoo info storage/tetris_seed        # factors, accuracy per epoch
+      modelzoo verify storage/tetris_seed      # checksums, shapes, tables
       modelzoo spec list                       # the bundled specs from the papers
+
+    In Python: `from modelzoo import open_zoo` (see docs/api.md).
     """
 
 
