@@ -163,9 +163,6 @@ class InProcessExecutor:
     """Runs tasks one after another in this process with every core: no Ray, useful on GPU boxes
     and in tests. (Grouping is the same as under Ray, so the weights are too.)"""
 
-    def __init__(self, **_: object) -> None:
-        pass
-
     def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, list[RunResult]]]:
         threads = os.cpu_count() or 1
         for task in tasks:

@@ -439,9 +439,7 @@ def check_value(spec_field: Field, value: Any, path: str) -> tuple[Any, list[str
         if not ok:
             problems.append(f"{path}: expected 'all', a list of epochs >= 0, or {{every: k}} with k >= 1;"
                             f" got {value!r}")  # fmt: skip
-    elif kind == "any":
-        pass
-    return value, problems
+    return value, problems  # kind "any": checked by its own rule (dataset.normalize)
 
 
 def _check_normalize(value: Any, path: str) -> list[str]:

@@ -84,10 +84,8 @@ def check_device_here(device: str) -> None:
         raise ModelZooError(f"--device {device}: MPS is not available on this machine")
 
 
-def _engine(
-    name: str, runs: Sequence[Run]
-) -> Callable[[Sequence[Run], TrainingData, str], list[RunResult]]:
-
+def _engine(name: str) -> Callable[[Sequence[Run], TrainingData, str], list[RunResult]]:
+    """The engine's training function: one group at once, or one model after another."""
     if name == "vectorized":
         from .vectorized import train_vectorized
 
@@ -110,7 +108,7 @@ def run_task(task: Task) -> list[RunResult]:
 def _train_isolated(task: Task) -> list[RunResult]:
     device = resolve_device(task.device)
     data = load_training_data(data_config(task.runs[0].dataset, task.data_dir))
-    train = _engine(task.engine, task.runs)
+    train = _engine(task.engine)
     try:
         return train(task.runs, data, device)
     except Exception:
