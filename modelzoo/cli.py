@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -129,7 +128,7 @@ def generate(spec, store, overrides, dry_run, as_json, limit, address, max_worke
       modelzoo generate my_zoo.yaml --set training.epochs=5 --set seeds.range=[1,10]
     """
     from .run import generate as run_generate
-    from .run import plan
+    from .run import plan, runs_on_cluster
     from .spec import load_spec
 
     if executor == "local":
@@ -139,10 +138,8 @@ def generate(spec, store, overrides, dry_run, as_json, limit, address, max_worke
     loaded = load_spec(spec, overrides)
     data_dir = str(data_dir) if data_dir else None
     if dry_run:
-        on_cluster = executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
-        summary = plan(
-            loaded, limit, engine, device, data_dir, models_per_task, not on_cluster
-        ).summary()
+        summary = plan(loaded, limit, engine, device, data_dir, models_per_task,
+                       not runs_on_cluster(executor, address)).summary()  # fmt: skip
         if as_json:
             click.echo(json.dumps(summary, indent=2))
         else:

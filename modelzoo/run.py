@@ -9,6 +9,7 @@ and nowhere else.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -29,6 +30,11 @@ from .train.task import Task, check_device_here, data_config, resolve_device, ru
 STORE_ENV = "MODELZOO_STORE"
 DEFAULT_STORE = "storage"
 REFERENCE_MODELS_PER_TASK = 8  # the reference trainer runs a task's models one after another
+
+
+def runs_on_cluster(executor: str, address: str | None) -> bool:
+    """Tasks go to a Ray cluster elsewhere (so this machine's devices do not matter)."""
+    return executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
 
 
 def default_store() -> Path:
@@ -72,9 +78,7 @@ class Plan:
             "training_groups": self.groups,
             "tasks": len(self.tasks),
             "models_per_task": max((len(t.runs) for t in self.tasks), default=0),
-            "engine": self.tasks[0].engine
-            if self.tasks
-            else self.spec.resolved["execution"]["engine"],
+            "engine": self.spec.resolved["execution"]["engine"],
             "estimated_store_bytes": self.states * self.parameters * 4,
             "factors": sorted({k for r in self.runs for k in r.factors}),
         }
@@ -96,7 +100,11 @@ def _layout_for(spec: Spec, runs: Sequence[Run], data_dir: str | None) -> tuple[
     return shape, classes, [s.as_dict() for s in parameter_layout(model)]
 
 
-def group_size(spec: Spec, runs_in_shape: int, device: str, shape: tuple, classes: int) -> int:
+def group_size(
+    spec: Spec, runs_in_shape: int, device: str, shape: tuple, classes: int, threads: int
+) -> int:
+    """Models per task: the spec's hint, else what the device holds, on a CPU no more than keeps
+    every core busy. Never the worker count, so grouping (and thus every bit) is reproducible."""
     hint = spec.resolved["execution"]["models_per_task"]
     engine = spec.resolved["execution"]["engine"]
     if hint != "auto":
@@ -105,7 +113,6 @@ def group_size(spec: Spec, runs_in_shape: int, device: str, shape: tuple, classe
         return REFERENCE_MODELS_PER_TASK
     from .train.vectorized import suggest_group_size
 
-    threads = max(1, int(spec.resolved["execution"]["cpus_per_task"]))
     cap = suggest_group_size(spec.resolved["architecture"]["name"], shape, classes,
                              spec.resolved["training"]["batch_size"], device, threads)  # fmt: skip
     if device == "cpu":  # enough tasks to keep every core busy
@@ -125,11 +132,15 @@ def plan(
 ) -> Plan:
     """Expand, check the layout and cut tasks; trains and writes nothing.
 
-    ``device_here``: the device is this machine's (false when a Ray cluster runs the tasks)."""
-    if engine:
-        spec.resolved["execution"]["engine"] = engine
-    if models_per_task:
-        spec.resolved["execution"]["models_per_task"] = models_per_task
+    ``device_here``: the device is this machine's (false when a Ray cluster runs the tasks).
+    ``engine`` and ``models_per_task`` override the spec's execution hints; ``Plan.spec`` is the
+    spec with them, which is what the zoo records (the caller's spec is left as it was)."""
+    if engine or models_per_task:
+        resolved = copy.deepcopy(spec.resolved)
+        resolved["execution"]["engine"] = engine or resolved["execution"]["engine"]
+        if models_per_task:
+            resolved["execution"]["models_per_task"] = models_per_task
+        spec = dataclasses.replace(spec, resolved=resolved)
     runs = expand(spec)
     if limit is not None:
         if limit < 1:
@@ -145,13 +156,15 @@ def plan(
     tasks, groups = [], runs_by_shape(runs)
     engine_name = spec.resolved["execution"]["engine"]
     threads = max(1, int(spec.resolved["execution"]["cpus_per_task"]))
+    parameters = sum(math.prod(s["shape"]) for s in layout)
     for group in groups.values():
-        size = group_size(spec, len(group), device, shape, classes)
+        size = group_size(spec, len(group), device, shape, classes, threads)
         for start in range(0, len(group), size):
             chunk = tuple(r for r in group[start : start + size] if r.model_id in selected_ids)
             if chunk:
-                tasks.append(Task(chunk, engine_name, device, data_dir, threads,
-                                  sum(math.prod(s["shape"]) for s in layout), classes))  # fmt: skip
+                tasks.append(
+                    Task(chunk, engine_name, device, data_dir, threads, parameters, classes)
+                )
     tasks.sort(key=lambda t: t.first_model_id)
     return Plan(spec, runs, selected, tasks, shape, classes, layout, len(groups))
 
@@ -290,10 +303,10 @@ def generate(
     above = next((p for p in store.absolute().parents if p.exists()), None)
     if above is not None and not above.is_dir():
         raise StoreError(f"{store}: --store cannot be created: {above} is a file")
-    on_cluster = executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
-    the_plan = plan(spec, limit, engine, device, data_dir, models_per_task, not on_cluster)
-    info = dataset_info(spec.resolved["dataset"]["name"])
-    dataset = {"name": info.name, "input_shape": list(the_plan.input_shape),
+    the_plan = plan(spec, limit, engine, device, data_dir, models_per_task,
+                    not runs_on_cluster(executor, address))  # fmt: skip
+    spec = the_plan.spec
+    dataset = {"name": spec.resolved["dataset"]["name"], "input_shape": list(the_plan.input_shape),
                "num_classes": the_plan.num_classes, "spec": spec.resolved["dataset"]}  # fmt: skip
     try:
         writer = ZooWriter(
