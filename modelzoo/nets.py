@@ -277,10 +277,6 @@ def parameter_layout(model: nn.Module) -> list[ParameterSlot]:
     return slots
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def flatten_parameters(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 

@@ -29,29 +29,13 @@ from ..errors import StoreError
 from ..spec import Run, Spec
 from ..train.metrics import SCALAR_METRICS, RunResult
 from . import format as fmt
+from .faults import crash_point
 
 FACTOR_COLUMNS = (
     "seed", "activation", "init", "optimizer", "lr", "weight_decay", "momentum", "dropout",
     "batch_size", "epochs",
 )  # fmt: skip
 FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "gap")
-
-
-CRASH_ENV = "MODELZOO_CRASH_AT"
-_crash_counts: dict[str, int] = {}
-
-
-def _crash_point(stage: str) -> None:
-    """Fault injection for the kill-and-resume tests: ``MODELZOO_CRASH_AT=stage:n`` makes the
-    n-th pass through ``stage`` die like ``kill -9`` (no cleanup, no flush of Python buffers)."""
-    wanted = os.environ.get(CRASH_ENV)
-    if not wanted:
-        return
-    name, _, count = wanted.partition(":")
-    if name == stage:
-        _crash_counts[stage] = _crash_counts.get(stage, 0) + 1
-        if _crash_counts[stage] >= int(count or 1):
-            os._exit(137)
 
 
 def _now() -> str:
@@ -74,7 +58,7 @@ def write_shard(path: Path, results: Sequence[RunResult], epochs: Sequence[int],
         h5.attrs["spec_fingerprint"] = fingerprint
         h5.attrs["epochs"] = np.asarray(epochs, dtype=np.int64)
         h5.create_dataset(fmt.W_WEIGHTS, data=weights, chunks=chunks)
-        _crash_point("mid-shard")
+        crash_point("mid-shard")
         h5.create_dataset(fmt.W_MODEL_IDS, data=np.array([r.model_id for r in results], np.int64))
         h5.create_dataset(fmt.W_RUN_KEYS, data=np.array([r.run_key for r in results], dtype="S16"))
         metrics = np.stack(
@@ -284,7 +268,7 @@ class ZooWriter:
             relative = relative.replace(".h5", f"-{len(self.shards)}.h5")
             path = self.dir / relative
         write_shard(path, fresh, self.epochs, self.spec.fingerprint, self.spec.name)
-        _crash_point("after-shard")
+        crash_point("after-shard")
         self.shards.append((relative, ShardContents(path)))
         self.shard_meta.append({"path": relative, "sha256": fmt.sha256_file(path),
                                 "models": len(fresh), "bytes": path.stat().st_size})  # fmt: skip
@@ -313,9 +297,9 @@ class ZooWriter:
     def _commit(self) -> None:
         models, metrics = build_tables(self.shards, self.runs_by_id, self.epochs)
         _write_parquet(self.dir / fmt.MODELS_TABLE, models)
-        _crash_point("between-tables")
+        crash_point("between-tables")
         _write_parquet(self.dir / fmt.METRICS_TABLE, metrics)
-        _crash_point("before-manifest")
+        crash_point("before-manifest")
         fmt.atomic_write_json(self.dir / fmt.MANIFEST, self.manifest(models))
 
     def manifest(self, models: pd.DataFrame) -> dict:

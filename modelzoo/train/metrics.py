@@ -9,7 +9,7 @@ present). Train metrics are measured on the whole train split in eval mode after
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -81,7 +81,6 @@ class RunResult:
     status: str = STATUS_OK
     error: str = ""
     diverged_epoch: int = -1
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def failed(
