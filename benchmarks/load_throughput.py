@@ -35,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modelzoo import ZooDataset, open_zoo
 from modelzoo.data import dataset_info
-from modelzoo.run import plan
+from modelzoo.evaluation import SCALAR_METRICS
+from modelzoo.plan import plan
 from modelzoo.spec import load_spec
 from modelzoo.store.writer import ZooWriter
-from modelzoo.train.metrics import SCALAR_METRICS, RunResult
+from modelzoo.train.result import RunResult
 
 BATCH = 64
 

@@ -70,7 +70,14 @@ def main() -> None:
     "--limit",
     type=click.IntRange(min=1),
     default=None,
-    help="Train only the first N runs of the expansion.",
+    help="Train only the first N runs of the expansion (one corner of a grid).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train N runs spread over the grid (every value of every factor as evenly as the grid "
+    "allows; deterministic). A preview of a hyperparameter zoo.",
 )
 @click.option(
     "--address",
@@ -94,10 +101,11 @@ def main() -> None:
 )
 @click.option(
     "--executor",
-    type=click.Choice(["ray", "local"]),
-    default="ray",
+    type=click.Choice(["auto", "ray", "local"]),
+    default="auto",
     show_default=True,
-    help="'local' trains in this process without Ray.",
+    help="'local' trains in this process without Ray; 'auto' uses Ray for a cluster "
+    "(--address / $RAY_ADDRESS) or a plan of several tasks, else this process.",
 )
 @click.option(
     "--models-per-task",
@@ -112,9 +120,12 @@ def main() -> None:
     help="Folder with the image datasets (default: $MODELZOO_DATA_DIR).",
 )
 @click.option("--restart", is_flag=True, help="Delete an existing zoo of this name and start over.")
+@click.option(
+    "--no-estimate", is_flag=True, help="With --dry-run: skip the timed slice (no data is read)."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def generate(spec, store, overrides, dry_run, as_json, limit, address, max_workers, engine, device,
-             executor, models_per_task, data_dir, restart, quiet) -> None:  # fmt: skip
+def generate(spec, store, overrides, dry_run, as_json, limit, sample, address, max_workers, engine,
+             device, executor, models_per_task, data_dir, restart, no_estimate, quiet) -> None:  # fmt: skip
     """Train the zoo described by SPEC (a path, or the name of a bundled spec).
 
     \b
@@ -122,13 +133,21 @@ def generate(spec, store, overrides, dry_run, as_json, limit, address, max_worke
     running the same command again trains only what is missing.
 
     \b
+    The progress bar counts model-epochs (one model trained for one epoch)
+    as they happen, in every task, so its ETA is meaningful from the start.
+    --dry-run prints the plan and an estimate of the time on this machine
+    (a few timed training steps of one task, extrapolated).
+
+    \b
     Examples:
       modelzoo generate tetris_seed --limit 20
-      modelzoo generate specs/mnist_hyp_5_rand.yaml --data-dir ~/data --dry-run
+      modelzoo generate mnist_hyp_5_rand --sample 40 --data-dir ~/data --dry-run
+      modelzoo generate specs/mnist_hyp_5_rand.yaml --data-dir ~/data
       modelzoo generate my_zoo.yaml --set training.epochs=5 --set seeds.range=[1,10]
     """
+    from .plan import plan
     from .run import generate as run_generate
-    from .run import plan, runs_on_cluster
+    from .run import recorded_grouping, runs_on_cluster
     from .spec import load_spec
 
     if executor == "local":
@@ -138,56 +157,109 @@ def generate(spec, store, overrides, dry_run, as_json, limit, address, max_worke
     loaded = load_spec(spec, overrides)
     data_dir = str(data_dir) if data_dir else None
     if dry_run:
-        summary = plan(loaded, limit, engine, device, data_dir, models_per_task,
-                       not runs_on_cluster(executor, address)).summary()  # fmt: skip
+        from .run import default_store
+
+        zoo_dir = (store if store is not None else default_store()) / loaded.name
+        the_plan = plan(loaded, limit, engine, device, data_dir, models_per_task,
+                        not runs_on_cluster(executor, address), sample=sample,
+                        recorded=None if restart else recorded_grouping(zoo_dir))  # fmt: skip
+        summary = the_plan.summary()
+        if not no_estimate:
+            summary["estimate"] = _estimate(the_plan, max_workers)
         if as_json:
-            click.echo(json.dumps(summary, indent=2))
+            click.echo(json.dumps(summary, indent=2, default=str))
         else:
             _print_plan(summary)
         return
-    if as_json:
-        raise ModelZooError("--json: only valid together with --dry-run")
+    for flag, value in (("--json", as_json), ("--no-estimate", no_estimate)):
+        if value:
+            raise ModelZooError(f"{flag}: only valid together with --dry-run")
     bar = None
     if not quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=0, unit="model", desc=loaded.name, dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(total=0, unit=" model-epochs", desc=loaded.name, dynamic_ncols=True,
+                   file=sys.stderr, unit_scale=True, smoothing=0.1)  # fmt: skip
 
-    def progress(done: int, failed: int, total: int) -> None:
+    def progress(state) -> None:
         if bar is None:
             return
-        bar.total = total
-        bar.n = done
-        bar.set_postfix(failed=failed, refresh=False)
+        bar.total = state.model_epochs_total
+        bar.n = state.model_epochs
+        bar.set_postfix_str(f"models {state.models}/{state.models_total}, failed {state.failed}",
+                            refresh=False)  # fmt: skip
         bar.refresh()
+
+    def say(message: str) -> None:
+        if not quiet:
+            (bar.write if bar is not None else click.echo)(message, file=sys.stderr)
 
     try:
         report = run_generate(loaded, store, address=address, max_workers=max_workers, engine=engine,
-                              device=device, limit=limit, data_dir=data_dir, restart=restart,
-                              executor=executor, models_per_task=models_per_task,
-                              progress=progress)  # fmt: skip
+                              device=device, limit=limit, sample=sample, data_dir=data_dir,
+                              restart=restart, executor=executor, models_per_task=models_per_task,
+                              progress=progress, say=say)  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
     counts = ", ".join(f"{k} {v}" for k, v in report.status.items()) or "nothing new"
+    how = f" ({report.executor})" if report.executor else ""
     click.echo(f"{report.zoo_dir}: trained {report.trained}, already stored {report.skipped} "
-               f"({counts}) in {report.seconds:.1f} s")  # fmt: skip
+               f"({counts}) in {report.seconds:.1f} s{how}")  # fmt: skip
+
+
+def _estimate(the_plan, max_workers) -> dict:
+    """The dry run's time estimate, or why there is none (absent data is not an error here)."""
+    from .errors import DataError
+    from .estimate import estimate_plan
+
+    if not the_plan.tasks:
+        return {"seconds": 0.0, "text": "nothing to train"}
+    try:
+        estimate = estimate_plan(the_plan, max_workers)
+    except DataError as error:
+        return {"seconds": None, "text": f"unavailable: {error}"}
+    return {"seconds": round(estimate.seconds, 1), "text": estimate.describe(),
+            "step_seconds": estimate.step_seconds,
+            "eval_seconds_per_example": estimate.eval_seconds_per_example,
+            "timed_models": estimate.timed_models, "parallel_tasks": estimate.parallel_tasks}  # fmt: skip
 
 
 def _print_plan(summary: dict) -> None:
-    size = summary["estimated_store_bytes"]
+    def both(key: str, fmt=lambda v: f"{v:,}") -> str:
+        selected, whole = summary[key], summary[f"{key}_in_spec"]
+        return fmt(selected) if selected == whole else f"{fmt(selected)} of {fmt(whole)} in the spec"
+
+    def mib(value: int) -> str:
+        return f"~{value / 2**20:.1f} MiB"
+
     click.echo(f"zoo            {summary['zoo']}")
-    click.echo(f"models         {summary['models']} (spec: {summary['models_in_spec']})")
-    click.echo(f"dataset        {summary['dataset']} {'x'.join(map(str, summary['input_shape']))}")
+    click.echo(f"selection      {summary['selection']}")
+    click.echo(f"models         {both('models')}")
+    click.echo(f"dataset        {summary['dataset']} {'x'.join(map(str, summary['input_shape']))}, "
+               f"{summary['num_classes']} classes")  # fmt: skip
     click.echo(f"architecture   {summary['architecture']} ({summary['parameters']:,} parameters)")
     click.echo(
         f"epochs         {summary['epochs']} trained, {summary['stored_epochs']} stored per model"
     )
-    click.echo(f"states         {summary['states']:,}")
-    click.echo(f"factors        {', '.join(summary['factors']) or '(seed only)'}")
-    click.echo(f"engine         {summary['engine']}: {summary['training_groups']} training group(s), "
-               f"{summary['tasks']} task(s) of up to {summary['models_per_task']} models")  # fmt: skip
-    click.echo(f"store size     ~{size / 2**20:.1f} MiB of weights")
+    click.echo(f"states         {both('states')}")
+    click.echo(f"store size     {both('store_bytes', mib)} of weights")
+    factors, covered = summary["factors"], summary["factors_covered"]
+    if factors:
+        click.echo("factors        (what varies)")
+        for name, count in factors.items():
+            shown = f"{count} values" if covered[name] == count else (
+                f"{covered[name]} of {count} values in the selection")  # fmt: skip
+            click.echo(f"  {name:14s} {shown}")
+    else:
+        click.echo("factors        none (a single model)")
+    settings = ", ".join(f"{k} {v}" for k, v in summary["settings"].items())
+    click.echo(f"settings       {settings}")
+    click.echo(f"engine         {summary['engine']} on {summary['device']}: "
+               f"{summary['training_groups']} training group(s), {both('tasks')} task(s) of up to "
+               f"{summary['models_per_task']} models")  # fmt: skip
+    if "estimate" in summary:
+        click.echo(f"time           {summary['estimate']['text']}")
 
 
 # ------------------------------------------------------------------------------ status
@@ -260,7 +332,8 @@ def spec_show(spec_name: str, overrides: tuple[str, ...]) -> None:
 
     from .spec import load_spec
 
-    click.echo(yaml.safe_dump(load_spec(spec_name, overrides).resolved, sort_keys=False), nl=False)
+    resolved = load_spec(spec_name, overrides).resolved
+    click.echo(yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True), nl=False)
 
 
 # ------------------------------------------------------------------------------ info
@@ -268,9 +341,29 @@ def spec_show(spec_name: str, overrides: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("zoo", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info(zoo: Path, as_json: bool) -> None:
-    """Size, factors, status counts and test accuracy per stored epoch of the zoo ZOO."""
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (every epoch).")
+@click.option(
+    "--epochs",
+    "epoch_rows",
+    type=click.Choice(["compact", "all"]),
+    default="compact",
+    show_default=True,
+    help="Accuracy rows: the first, a few intermediate and the last stored epoch, or all.",
+)
+def info(zoo: Path, as_json: bool, epoch_rows: str) -> None:
+    """Size, factors, status counts and test accuracy over the stored epochs of the zoo ZOO.
+
+    \b
+    "factors" are the generating factors that vary between the models (with
+    how many values each); "settings" are the ones all models share.
+    A missing or truncated shard is reported here too (one line, exit 2).
+
+    \b
+    Examples:
+      modelzoo info storage/tetris_seed
+      modelzoo info storage/tetris_seed --epochs all
+      modelzoo info storage/tetris_seed --json | jq .factors
+    """
     from .zoo import open_zoo
 
     summary = open_zoo(zoo).summary()
@@ -285,9 +378,14 @@ def info(zoo: Path, as_json: bool) -> None:
     click.echo(f"dataset        {summary['dataset']} {shape}, {summary['num_classes']} classes")
     click.echo(f"architecture   {summary['architecture']} ({summary['parameters']:,} parameters)")
     click.echo(f"epochs         {len(summary['epochs'])} stored: {_short(summary['epochs'])}")
-    click.echo("factors")
-    for name, values in summary["factors"].items():
-        click.echo(f"  {name:14s} {len(values):5d} value(s): {_short(values)}")
+    if summary["factors"]:
+        click.echo("factors        (what varies)")
+        for name, values in summary["factors"].items():
+            click.echo(f"  {name:14s} {len(values):5d} values: {_short(values)}")
+    else:
+        click.echo("factors        none")
+    settings = ", ".join(f"{k} {v}" for k, v in summary["settings"].items())
+    click.echo(f"settings       {settings or 'none'}")
     rows = summary["test_acc_per_epoch"]
     if rows:
         bars = "▁▂▃▄▅▆▇█"
@@ -296,10 +394,21 @@ def info(zoo: Path, as_json: bool) -> None:
         )
         click.echo(f"test accuracy  per stored epoch, models with status ok: {spark}")
         click.echo("  epoch    mean     min     max  models")
-        for r in rows:
+        shown = rows if epoch_rows == "all" else [rows[i] for i in _compact_rows(len(rows))]
+        for r in shown:
             click.echo(
                 f"  {r['epoch']:5d}  {r['mean']:.4f}  {r['min']:.4f}  {r['max']:.4f}  {r['count']:6d}"
             )
+        if len(shown) < len(rows):
+            click.echo(f"  ({len(rows) - len(shown)} more epochs: --epochs all)")
+
+
+def _compact_rows(count: int, intermediate: int = 4) -> list[int]:
+    """Row positions of the first, a few evenly spaced intermediate and the last epoch."""
+    if count <= intermediate + 2:
+        return list(range(count))
+    step = (count - 1) / (intermediate + 1)
+    return sorted({0, count - 1, *(round(step * i) for i in range(1, intermediate + 1))})
 
 
 def _short(values: list, limit: int = 8) -> str:

@@ -33,43 +33,12 @@ from .errors import ModelZooError
 from .store import format as fmt
 from .store.reader import STATUSES
 from .tokens import LayerNormalizer, WeightStructure, layer_groups
-from .zoo import Zoo
+from .zoo import DEFAULT_SPLITS, Zoo
 
-DEFAULT_SPLITS = (0.7, 0.15, 0.15)
 SPLITS = ("train", "val", "test")
 REPRESENTATIONS = ("flat", "tokens")
 CACHE_LIMIT = 512 << 20  # cache="auto" keeps a dataset's weights in memory up to this size
 NORMALIZATION_FORMAT = "modelzoo-normalization/1"
-
-
-def split_models(
-    zoo: Zoo, fractions: Sequence[float] = DEFAULT_SPLITS, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Model ids per split (train / val / test), restricted to the view, each sorted.
-
-    Every model the zoo's spec plans (ids 0..planned-1, stored or not yet) is shuffled by ``seed``
-    and cut by ``fractions`` (e.g. 0.8, 0.05, 0.15 for the 2021 paper). A model's split therefore
-    never changes when the zoo grows (a resumed or extended ``modelzoo generate``) or is filtered,
-    and the proportions are exact once the zoo is complete.
-    """
-    fractions = tuple(float(f) for f in fractions)
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
-        raise ModelZooError(
-            f"splits: expected three non-negative fractions summing to 1 "
-            f"(train, val, test), got {fractions}"
-        )
-    stored = zoo._core.model_ids
-    planned = int(zoo.manifest.get("counts", {}).get("planned", 0))
-    everyone = np.arange(max(planned, int(stored.max()) + 1 if stored.size else 0))
-    order = np.random.default_rng(int(seed)).permutation(everyone)
-    n_train = round(fractions[0] * order.size)
-    n_val = min(round(fractions[1] * order.size), order.size - n_train)
-    cuts = {
-        "train": order[:n_train],
-        "val": order[n_train : n_train + n_val],
-        "test": order[n_train + n_val :],
-    }
-    return {name: np.intersect1d(ids, zoo.model_ids) for name, ids in cuts.items()}
 
 
 def layer_statistics(
@@ -230,15 +199,16 @@ class ZooDataset(Dataset):
                 f"choose from: {', '.join(STATUSES)} (or None for all)"
             )
         kept = zoo if statuses is None else zoo.select(status=statuses)
-        parts = split_models(kept, splits, split_seed)
+        parts = kept.split(splits, split_seed)
         ids = np.sort(np.concatenate(list(parts.values()))) if split == "all" else parts[split]
         self.samples = _recorded_pairs(zoo, ids, self.epochs)[["model_id", "epoch"]]
         self.model_ids = np.unique(self.samples["model_id"].to_numpy())
         self._where = zoo.locate(
             self.samples["model_id"].to_numpy(), self.samples["epoch"].to_numpy()
         )
-        self.structure = zoo.structure if representation == "tokens" else None
-        self.augment = paper_augmentations(zoo.structure) if augment == "paper" else augment
+        structure = WeightStructure.of(zoo)
+        self.structure = structure if representation == "tokens" else None
+        self.augment = paper_augmentations(structure) if augment == "paper" else augment
         self.normalizer = None
         if normalize:
             describe = {"splits": list(splits), "split_seed": split_seed, "status": statuses}
@@ -363,7 +333,7 @@ class ZooDataset(Dataset):
         return torch.from_numpy(self._structure().token_positions)
 
     def _structure(self) -> WeightStructure:
-        return self.structure if self.structure is not None else self.zoo.structure
+        return self.structure if self.structure is not None else WeightStructure.of(self.zoo)
 
     def detokenize(self, tokens: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         """Tokens ``[..., tokens, length]`` back to flat vectors ``[..., P]``."""

@@ -1,40 +1,41 @@
-"""Scheduling: spec -> runs -> tasks -> Ray (or in-process) -> ZooWriter.
+"""Scheduling: a plan's tasks -> Ray (or this process) -> ZooWriter, with live progress.
 
-Tasks are cut from the *full* expansion in model-id order within each training shape, with a size
-fixed by the spec hint or by the device (never by the worker count), so the same spec groups the
-same models the same way on every rerun, resume or ``--max-workers`` setting. Workers return arrays;
-the driver writes each finished task as one sealed shard in completion order. Ray is imported here
-and nowhere else.
+Workers return arrays; the driver writes each finished task as one sealed shard in completion
+order. Progress is reported per trained epoch of every task: in this process through a callback,
+from Ray workers through a small progress actor that the driver polls while it waits, so the ETA
+is meaningful within the first minute of any zoo. A plan of one task has nothing to parallelise
+and runs in this process (``--executor auto``): small previews never wait for Ray to start. Ray is
+imported here and nowhere else.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
-import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from .data import dataset_info, input_shape
-from .errors import DataError, ModelZooError, StoreError
-from .nets import build_model, parameter_layout
-from .spec import Run, Spec, expand, runs_by_shape
+from .errors import ModelZooError, StoreError
+from .plan import Task, plan
+from .spec import Spec
+from .store import format as fmt
 from .store.writer import ZooWriter
-from .train.metrics import STATUS_OK, RunResult
-from .train.task import Task, check_device_here, data_config, resolve_device, run_task
+from .train.result import STATUS_OK, RunResult
+from .train.task import run_task
 
 STORE_ENV = "MODELZOO_STORE"
 DEFAULT_STORE = "storage"
-REFERENCE_MODELS_PER_TASK = 8  # the reference trainer runs a task's models one after another
+EXECUTORS = ("auto", "ray", "local")
+POLL_SECONDS = 0.5  # how often the driver asks Ray workers for their progress
 
 
 def runs_on_cluster(executor: str, address: str | None) -> bool:
     """Tasks go to a Ray cluster elsewhere (so this machine's devices do not matter)."""
-    return executor == "ray" and bool(address or os.environ.get("RAY_ADDRESS"))
+    return executor in ("ray", "auto") and bool(address or os.environ.get("RAY_ADDRESS"))
 
 
 def default_store() -> Path:
@@ -42,154 +43,72 @@ def default_store() -> Path:
 
 
 @dataclass
-class Plan:
-    """What a spec expands to, before anything is trained (the --dry-run report)."""
+class Progress:
+    """Where a generate call stands (what the progress bar shows)."""
 
-    spec: Spec
-    runs: list[Run]
-    selected: list[Run]
-    tasks: list[Task]
-    input_shape: tuple[int, int, int]
-    num_classes: int
-    layout: list[dict]
-    groups: int
-
-    @property
-    def parameters(self) -> int:
-        return sum(math.prod(s["shape"]) for s in self.layout)
-
-    @property
-    def states(self) -> int:
-        return sum(len(r.stored_epochs) for r in self.selected)
-
-    def summary(self) -> dict:
-        epochs = self.spec.resolved["training"]["epochs"]
-        return {
-            "zoo": self.spec.name,
-            "models": len(self.selected),
-            "models_in_spec": len(self.runs),
-            "epochs": epochs,
-            "stored_epochs": len(self.spec.stored_epochs()),
-            "states": self.states,
-            "parameters": self.parameters,
-            "dataset": self.spec.resolved["dataset"]["name"],
-            "input_shape": list(self.input_shape),
-            "architecture": self.spec.resolved["architecture"]["name"],
-            "training_groups": self.groups,
-            "tasks": len(self.tasks),
-            "models_per_task": max((len(t.runs) for t in self.tasks), default=0),
-            "engine": self.spec.resolved["execution"]["engine"],
-            "estimated_store_bytes": self.states * self.parameters * 4,
-            "factors": sorted({k for r in self.runs for k in r.factors}),
-        }
-
-
-def _layout_for(spec: Spec, runs: Sequence[Run], data_dir: str | None) -> tuple[tuple, int, list]:
-    try:  # checks every dataset section of the grid (options included) before anything runs
-        shapes = {tuple(input_shape(data_config(r.dataset, data_dir))) for r in runs}
-    except DataError as error:
-        raise DataError(f"{spec.path}: {error}") from None
-    if len(shapes) != 1:
-        raise ModelZooError(
-            f"{spec.path}: grid: the dataset settings give different input shapes {sorted(shapes)}; "
-            "one zoo holds one parameter layout"
-        )
-    shape = shapes.pop()
-    classes = dataset_info(spec.resolved["dataset"]["name"]).num_classes
-    model = build_model(spec.resolved["architecture"]["name"], shape, classes)
-    return shape, classes, [s.as_dict() for s in parameter_layout(model)]
-
-
-def group_size(
-    spec: Spec, runs_in_shape: int, device: str, shape: tuple, classes: int, threads: int
-) -> int:
-    """Models per task: the spec's hint, else what the device holds, on a CPU no more than keeps
-    every core busy. Never the worker count, so grouping (and thus every bit) is reproducible."""
-    hint = spec.resolved["execution"]["models_per_task"]
-    engine = spec.resolved["execution"]["engine"]
-    if hint != "auto":
-        return int(hint)
-    if engine == "reference":
-        return REFERENCE_MODELS_PER_TASK
-    from .train.vectorized import suggest_group_size
-
-    cap = suggest_group_size(spec.resolved["architecture"]["name"], shape, classes,
-                             spec.resolved["training"]["batch_size"], device, threads)  # fmt: skip
-    if device == "cpu":  # enough tasks to keep every core busy
-        cores = os.cpu_count() or 1
-        cap = min(cap, max(1, math.ceil(runs_in_shape / cores)))
-    return max(1, cap)
-
-
-def plan(
-    spec: Spec,
-    limit: int | None = None,
-    engine: str | None = None,
-    device: str | None = None,
-    data_dir: str | None = None,
-    models_per_task: int | None = None,
-    device_here: bool = True,
-) -> Plan:
-    """Expand, check the layout and cut tasks; trains and writes nothing.
-
-    ``device_here``: the device is this machine's (false when a Ray cluster runs the tasks).
-    ``engine`` and ``models_per_task`` override the spec's execution hints; ``Plan.spec`` is the
-    spec with them, which is what the zoo records (the caller's spec is left as it was)."""
-    if engine or models_per_task:
-        resolved = copy.deepcopy(spec.resolved)
-        resolved["execution"]["engine"] = engine or resolved["execution"]["engine"]
-        if models_per_task:
-            resolved["execution"]["models_per_task"] = models_per_task
-        spec = dataclasses.replace(spec, resolved=resolved)
-    runs = expand(spec)
-    if limit is not None:
-        if limit < 1:
-            raise ModelZooError(f"--limit: expected a positive number of runs, got {limit}")
-        selected = runs[:limit]
-    else:
-        selected = runs
-    shape, classes, layout = _layout_for(spec, runs, data_dir)
-    device = resolve_device(device)
-    if device_here:
-        check_device_here(device)
-    selected_ids = {r.model_id for r in selected}
-    tasks, groups = [], runs_by_shape(runs)
-    engine_name = spec.resolved["execution"]["engine"]
-    threads = max(1, int(spec.resolved["execution"]["cpus_per_task"]))
-    parameters = sum(math.prod(s["shape"]) for s in layout)
-    for group in groups.values():
-        size = group_size(spec, len(group), device, shape, classes, threads)
-        for start in range(0, len(group), size):
-            chunk = tuple(r for r in group[start : start + size] if r.model_id in selected_ids)
-            if chunk:
-                tasks.append(
-                    Task(chunk, engine_name, device, data_dir, threads, parameters, classes)
-                )
-    tasks.sort(key=lambda t: t.first_model_id)
-    return Plan(spec, runs, selected, tasks, shape, classes, layout, len(groups))
+    model_epochs: int = 0
+    model_epochs_total: int = 0
+    models: int = 0  # models finished and stored
+    models_total: int = 0
+    failed: int = 0  # stored with status diverged or failed
 
 
 # ------------------------------------------------------------------------------- executors
 
+TickBoard = Callable[[int, int], None]  # (task index, model-epochs trained so far in that task)
+
 
 class InProcessExecutor:
-    """Runs tasks one after another in this process with every core: no Ray, useful on GPU boxes
-    and in tests. (Grouping is the same as under Ray, so the weights are too.)"""
+    """Runs tasks one after another in this process with every core: no Ray, useful on GPU boxes,
+    for small plans and in tests. (Grouping is the same as under Ray, so the weights are too.)"""
 
-    def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, list[RunResult]]]:
+    def map(self, tasks: Sequence[Task], board: TickBoard) -> Iterator[tuple[Task, list]]:
         threads = os.cpu_count() or 1
         for task in tasks:
-            yield task, run_task(dataclasses.replace(task, threads=threads))
+            done, lock = [0], threading.Lock()
+
+            def tick(n: int, task: Task = task, done: list = done, lock=lock) -> None:
+                with lock:  # engine threads of one task report concurrently
+                    done[0] += n
+                    board(task.index, done[0])
+
+            yield task, run_task(replace(task, threads=threads), tick)
 
     def close(self) -> None:
         pass
+
+
+def _remote_task(task: Task, board: Any) -> list[RunResult]:
+    """What a Ray worker runs: the task, reporting each epoch to the driver's progress actor."""
+    done, lock = [0], threading.Lock()
+
+    def tick(n: int) -> None:
+        with lock:
+            done[0] += n
+            board.set.remote(task.index, done[0])  # fire and forget
+
+    return run_task(task, tick)
+
+
+class _ProgressBoard:
+    """A Ray actor holding model-epochs per task index; workers write, the driver polls."""
+
+    def __init__(self) -> None:
+        self.done: dict[int, int] = {}
+
+    def set(self, index: int, value: int) -> None:
+        self.done[index] = max(value, self.done.get(index, 0))
+
+    def snapshot(self) -> dict[int, int]:
+        return dict(self.done)
 
 
 class RayExecutor:
     """Submits tasks to a local Ray (sized to the machine) or to a cluster (--address/RAY_ADDRESS)."""
 
     def __init__(self, address: str | None, max_workers: int | None, cpus_per_task: float,
-                 gpus_per_task: float, max_retries: int) -> None:  # fmt: skip
+                 gpus_per_task: float, max_retries: int,
+                 say: Callable[[str], None] | None = None) -> None:  # fmt: skip
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
@@ -201,11 +120,15 @@ class RayExecutor:
         self._own = not ray.is_initialized()
         if self._own:
             if address:
+                if say:
+                    say(f"connecting to the Ray cluster at {address}")
                 ray.init(address=address, **kwargs)
             else:
                 cpus = os.cpu_count() or 1
-                ray.init(num_cpus=min(cpus, max_workers) if max_workers else cpus,
-                         include_dashboard=False, **kwargs)  # fmt: skip
+                cpus = min(cpus, max_workers) if max_workers else cpus
+                if say:
+                    say(f"starting local Ray ({cpus} CPUs) ...")
+                ray.init(num_cpus=cpus, include_dashboard=False, **kwargs)
         # a local Ray never grows: a task it cannot place would wait forever
         if self._own and not address:
             have = ray.cluster_resources()
@@ -220,19 +143,24 @@ class RayExecutor:
         self.max_in_flight = max_workers or max(
             1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_task, 1e-9))
         )
-        self.remote = ray.remote(run_task).options(
+        self.board = ray.remote(num_cpus=0)(_ProgressBoard).remote()
+        self.remote = ray.remote(_remote_task).options(
             num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries
         )
 
-    def map(self, tasks: Sequence[Task]) -> Iterator[tuple[Task, list[RunResult]]]:
+    def map(self, tasks: Sequence[Task], board: TickBoard) -> Iterator[tuple[Task, list]]:
         ray = self.ray
         pending = list(tasks)[::-1]
         in_flight: dict = {}
         while pending or in_flight:
             while pending and len(in_flight) < self.max_in_flight:
                 task = pending.pop()
-                in_flight[self.remote.remote(task)] = task
-            done, _ = ray.wait(list(in_flight), num_returns=1)
+                in_flight[self.remote.remote(task, self.board)] = task
+            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECONDS)
+            if not done:
+                for index, value in ray.get(self.board.snapshot.remote()).items():
+                    board(index, value)
+                continue
             for ref in done:
                 task = in_flight.pop(ref)
                 try:
@@ -261,11 +189,8 @@ def _task_failed(task: Task, error: BaseException) -> list[RunResult]:
     message = (
         f"task failed after retries: {type(error).__name__}: {str(error).splitlines()[0][:300]}"
     )
-    results = []
-    for run in task.runs:
-        results.append(RunResult.failed(run.model_id, run.key, len(run.stored_epochs),
-                                        task.parameters, task.classes, message))  # fmt: skip
-    return results
+    return [RunResult.failed(run.model_id, run.key, len(run.stored_epochs), task.parameters,
+                             task.classes, message) for run in task.runs]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------- generate
@@ -278,6 +203,15 @@ class Report:
     skipped: int = 0
     status: dict = field(default_factory=dict)
     seconds: float = 0.0
+    executor: str = ""
+
+
+def recorded_grouping(zoo_dir: Path) -> dict | None:
+    """The grouping an existing zoo was generated with (None for a new or older zoo)."""
+    if not (zoo_dir / fmt.MANIFEST).is_file():
+        return None
+    grouping = fmt.read_manifest(zoo_dir).get("grouping")
+    return grouping if isinstance(grouping, dict) else None
 
 
 def generate(
@@ -289,13 +223,21 @@ def generate(
     engine: str | None = None,
     device: str | None = None,
     limit: int | None = None,
+    sample: int | None = None,
     data_dir: str | None = None,
     restart: bool = False,
-    executor: str = "ray",
+    executor: str = "auto",
     models_per_task: int | None = None,
-    progress: Callable[[int, int, int], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Report:
-    """Train every missing model of ``spec`` into ``store/<name>``; resumes what exists."""
+    """Train every missing model of ``spec`` into ``store/<name>``; resumes what exists.
+
+    ``executor``: "ray", "local" (this process), or "auto" (Ray for a cluster address or a plan
+    of several tasks, else this process). ``progress`` receives a :class:`Progress` after every
+    trained epoch of any task; ``say`` receives one-line notices ("starting local Ray ...")."""
+    if executor not in EXECUTORS:
+        raise ModelZooError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
     started = time.perf_counter()
     store = Path(store) if store is not None else default_store()
     if store.exists() and not store.is_dir():
@@ -303,17 +245,30 @@ def generate(
     above = next((p for p in store.absolute().parents if p.exists()), None)
     if above is not None and not above.is_dir():
         raise StoreError(f"{store}: --store cannot be created: {above} is a file")
+    zoo_dir = store / spec.name
+    recorded = None if restart else recorded_grouping(zoo_dir)
     the_plan = plan(spec, limit, engine, device, data_dir, models_per_task,
-                    not runs_on_cluster(executor, address))  # fmt: skip
+                    not runs_on_cluster(executor, address), sample=sample,
+                    recorded=recorded)  # fmt: skip
     spec = the_plan.spec
-    dataset = {"name": spec.resolved["dataset"]["name"], "input_shape": list(the_plan.input_shape),
-               "num_classes": the_plan.num_classes, "spec": spec.resolved["dataset"]}  # fmt: skip
+    dataset = {"name": spec.resolved["dataset"]["name"],
+               "input_shape": list(the_plan.architecture.input_shape),
+               "num_classes": the_plan.architecture.num_classes,
+               "spec": spec.resolved["dataset"]}  # fmt: skip
     try:
-        writer = ZooWriter(
-            store / spec.name, spec, the_plan.runs, dataset, the_plan.layout, restart
-        )
+        writer = ZooWriter(zoo_dir, spec, the_plan.runs, dataset, the_plan.layout, restart,
+                           grouping=the_plan.grouping)  # fmt: skip
     except OSError as error:
-        raise StoreError(f"{store / spec.name}: cannot write the zoo: {error}") from None
+        raise StoreError(f"{zoo_dir}: cannot write the zoo: {error}") from None
+    try:
+        return _train_missing(the_plan, writer, started, address, max_workers, executor,
+                              progress, say)  # fmt: skip
+    finally:
+        writer.close()
+
+
+def _train_missing(the_plan, writer: ZooWriter, started: float, address, max_workers,
+                   executor: str, progress, say) -> Report:  # fmt: skip
     done = writer.done_ids()
     todo = [t for t in the_plan.tasks if any(r.model_id not in done for r in t.runs)]
     selected_ids = {r.model_id for r in the_plan.selected}
@@ -321,19 +276,40 @@ def generate(
     if not todo:
         report.seconds = time.perf_counter() - started
         return report
-    exec_hints = spec.resolved["execution"]
-    gpus = exec_hints["gpus_per_task"]
+    execution = the_plan.spec.resolved["execution"]
+    gpus = execution["gpus_per_task"]
     if gpus == 0 and todo[0].device.startswith("cuda"):
         gpus = 1.0  # a CUDA task without a GPU share would see no device: one task per GPU
-    if executor == "ray":
-        pool = RayExecutor(address, max_workers, exec_hints["cpus_per_task"], gpus,
-                           exec_hints["max_retries"])  # fmt: skip
+    use_ray = executor == "ray" or (
+        executor == "auto" and (runs_on_cluster(executor, address) or len(todo) > 1)
+    )
+    if executor == "auto" and not use_ray and max_workers is not None:
+        use_ray = True  # --max-workers only means something to Ray
+    report.executor = "ray" if use_ray else "local"
+    if use_ray:
+        pool = RayExecutor(address, max_workers, execution["cpus_per_task"], gpus,
+                           execution["max_retries"], say)  # fmt: skip
     else:
         pool = InProcessExecutor()
-    total = len(selected_ids - done)
-    failed = 0
+    state = Progress(
+        model_epochs_total=sum(t.model_epochs for t in todo),
+        models_total=len(selected_ids - done),
+    )
+    per_task: dict[int, int] = {}
+    finished = 0  # model-epochs of finished tasks
+
+    def refresh() -> None:
+        state.model_epochs = finished + sum(per_task.values())
+        if progress:
+            progress(state)
+
+    def board(index: int, value: int) -> None:
+        per_task[index] = value
+        refresh()
+
+    refresh()
     try:
-        for _task, results in pool.map(todo):
+        for task, results in pool.map(todo, board):
             # a task re-run for a missing model trains its stored neighbours too (same grouping
             # as a clean run); only the missing ones are written
             fresh = [r for r in results if r.model_id in selected_ids and r.model_id not in done]
@@ -343,9 +319,11 @@ def generate(
                 raise StoreError(f"{writer.dir}: cannot write the zoo: {error}") from None
             done.update(r.model_id for r in fresh)
             report.trained += len(fresh)
-            failed += sum(r.status != STATUS_OK for r in fresh)
-            if progress:
-                progress(report.trained, failed, total)
+            per_task.pop(task.index, None)
+            finished += task.model_epochs
+            state.models = report.trained
+            state.failed += sum(r.status != STATUS_OK for r in fresh)
+            refresh()
     finally:
         pool.close()
     report.status = writer.counts()

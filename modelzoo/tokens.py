@@ -1,7 +1,7 @@
 """Where each weight sits in a network: layers, units, tokens, permutations, layer-wise statistics.
 
-:class:`WeightStructure` reads an architecture's layer table (modelzoo.nets) and the zoo's layout
-and answers, for every position of the flat weight vector, which output unit (neuron / conv
+:class:`WeightStructure` reads an architecture plan (modelzoo.architectures: the layer table
+resolved into shapes and parameter slots, ``zoo.plan``) and answers, for every position of the flat weight vector, which output unit (neuron / conv
 channel) and which input unit of which layer it belongs to. Everything that needs the network's
 structure is then a precomputed integer gather over flat vectors, vectorised over a batch:
 
@@ -15,16 +15,13 @@ structure is then a precomputed integer gather over flat vectors, vectorised ove
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .architectures import ArchitecturePlan, ParameterSlot
 from .errors import ModelZooError
-from .nets import Conv, Flatten, Linear, ParameterSlot, get_architecture, trace_shapes
-
-if TYPE_CHECKING:
-    from .zoo import Zoo
 
 
 @dataclass(frozen=True)
@@ -55,46 +52,34 @@ class WeightStructure:
         self._build_unit_maps()
 
     @classmethod
-    def from_zoo(cls, zoo: Zoo) -> WeightStructure:
-        return cls.from_architecture(zoo.architecture, zoo.input_shape, zoo.num_classes, zoo.layout)
+    def of(cls, source: ArchitecturePlan | object) -> WeightStructure:
+        """The structure of an architecture plan, or of anything that has one as ``.plan`` (a
+        ``Zoo``: ``WeightStructure.of(zoo)``), cached per plan."""
+        plan = source if isinstance(source, ArchitecturePlan) else getattr(source, "plan", None)
+        if not isinstance(plan, ArchitecturePlan):
+            raise ModelZooError(f"WeightStructure.of: expected a zoo or an architecture plan, "
+                                f"got {type(source).__name__}")  # fmt: skip
+        return _structure_of(plan)
 
     @classmethod
-    def from_architecture(
-        cls,
-        name: str,
-        input_shape: tuple[int, ...],
-        num_classes: int,
-        layout: tuple[ParameterSlot, ...],
-    ) -> WeightStructure:
-        arch = get_architecture(name)
-        slots = {s.name: s for s in layout}
-        layers, counts, group = [], {"conv": 0, "fc": 0}, 1
-        for layer, shape_in, _ in trace_shapes(arch.layers, tuple(input_shape), num_classes):
-            if isinstance(layer, Flatten) and len(shape_in) == 3:
-                group = shape_in[1] * shape_in[2]  # each channel becomes H*W consecutive features
-            if not isinstance(layer, Conv | Linear):
+    def from_plan(cls, plan: ArchitecturePlan) -> WeightStructure:
+        """The structure of an architecture plan (``zoo.plan``): its conv/linear layers, with
+        how many consecutive weights of a unit's row belong to one input unit."""
+        layers, group = [], 1
+        for row in plan.layers:
+            if row.kind == "flatten" and len(row.shape_in) == 3:
+                group = row.shape_in[1] * row.shape_in[2]  # a channel becomes H*W features
+            if not row.trained:
                 continue
-            kind = "conv" if isinstance(layer, Conv) else "fc"
-            counts[kind] += 1
-            module = f"{kind}{counts[kind]}"
-            weight, bias = slots.get(f"{module}.weight"), slots.get(f"{module}.bias")
-            if weight is None or (bias is None) == layer.bias:
-                raise ModelZooError(f"layout does not match architecture {name!r} at {module}")
-            units, fan_in = weight.shape[0], weight.size // weight.shape[0]
-            if isinstance(layer, Conv):
-                group = layer.kernel_size**2
-            layers.append(
-                WeightedLayer(
-                    module,
-                    units,
-                    fan_in,
-                    group,
-                    weight.offset,
-                    bias.offset if bias is not None else None,
-                )
-            )
+            if row.kind == "conv":
+                group = row.layer.kernel_size**2
+            weight = row.weight
+            units = weight.shape[0]
+            bias = row.bias.offset if row.bias is not None else None
+            layers.append(WeightedLayer(row.module, units, weight.size // units, group,
+                                        weight.offset, bias))  # fmt: skip
             group = 1
-        return cls(layers, sum(s.size for s in layout))
+        return cls(layers, plan.parameters)
 
     # --------------------------------------------------------------------------- tokens
     def _build_token_index(self) -> None:
@@ -183,6 +168,11 @@ class WeightStructure:
         return np.take_along_axis(flat, index, axis=-1)
 
     # --------------------------------------------------------------------------- layer groups
+
+
+@functools.lru_cache(maxsize=16)
+def _structure_of(plan: ArchitecturePlan) -> WeightStructure:
+    return WeightStructure.from_plan(plan)
 
 
 def layer_groups(layout: tuple[ParameterSlot, ...]) -> list[tuple[str, list[ParameterSlot]]]:

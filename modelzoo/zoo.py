@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,15 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .architectures import ArchitecturePlan, ParameterSlot
 from .errors import ModelZooError, StoreError
-from .nets import ParameterSlot
 from .store import format as fmt
 from .store.reader import ZooFiles, compact
 
 if TYPE_CHECKING:
     from .data import ImageData
-    from .dataset import ZooDataset
-    from .tokens import WeightStructure
 
 NOT_FACTORS = {
     "model_id",
@@ -46,6 +44,7 @@ NOT_FACTORS = {
     "test_acc",
     "gap",
 }
+DEFAULT_SPLITS = (0.7, 0.15, 0.15)
 SPLIT_NAMES = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 
 
@@ -93,6 +92,12 @@ class Zoo:
         return self._core.layout
 
     @property
+    def plan(self) -> ArchitecturePlan:
+        """The architecture resolved for the zoo's input (layers, shapes, parameter slots): what
+        the weight structure (``WeightStructure.of(zoo)``) and model building read."""
+        return self._core.plan()
+
+    @property
     def model_ids(self) -> np.ndarray:
         return self._ids.copy()
 
@@ -113,12 +118,20 @@ class Zoo:
         return frame[frame["model_id"].isin(self._ids)].reset_index(drop=True)
 
     def factors(self) -> dict[str, list]:
-        """Every generating factor (seed and hyperparameters) with its sorted distinct values."""
+        """The generating factors that vary among the view's models (seed and hyperparameters),
+        each with its sorted distinct values; constant ones are :meth:`settings`."""
+        return {c: v for c, v in self._distinct().items() if len(v) > 1}
+
+    def settings(self) -> dict[str, Any]:
+        """The training settings every model of the view shares (the factors that do not vary)."""
+        return {c: v[0] for c, v in self._distinct().items() if len(v) == 1}
+
+    def _distinct(self) -> dict[str, list]:
         frame = self._models
         return {
             c: sorted(frame[c].dropna().unique().tolist())
             for c in frame.columns
-            if c not in NOT_FACTORS
+            if c not in NOT_FACTORS and frame[c].notna().any()
         }
 
     def __len__(self) -> int:
@@ -253,7 +266,7 @@ class Zoo:
 
     def model(self, model_id: int, epoch: int) -> torch.nn.Module:
         """The trained network at ``epoch``, in eval mode, with the model's activation/dropout."""
-        from .nets import build_model, load_flat_parameters
+        from .nets import load_flat_parameters, modules_of
 
         model_id, epoch = _scalar(model_id, "model_id"), _scalar(epoch, "epoch")
         row = self._row(model_id)
@@ -266,9 +279,7 @@ class Zoo:
         training = self.manifest["spec"]["training"]
         activation = str(row.get("activation", training.get("activation", "tanh")))
         dropout = float(row.get("dropout", training.get("dropout", 0.0)))
-        net = build_model(
-            self.architecture, self.input_shape, self.num_classes, activation, dropout
-        )
+        net = modules_of(self.plan, activation, dropout)
         load_flat_parameters(net, torch.from_numpy(flat))
         return net.eval()
 
@@ -279,7 +290,7 @@ class Zoo:
     # ----------------------------------------------------------------------------- image data
     def data_config(self, model_id: int | None = None, data_dir: str | None = None):
         """The data layer's config the models were trained with (grid dataset keys applied)."""
-        from .train.task import data_config
+        from .data import DataConfig
 
         section = dict(self.manifest["dataset"]["spec"])
         varied = [c for c in self._models.columns if c.startswith("dataset_")]
@@ -294,7 +305,7 @@ class Zoo:
                         f"{self.path}: the zoo varies dataset.{column[8:]}; pass model_id"
                     )
                 section[column.removeprefix("dataset_")] = _plain(values[0])
-        return data_config(section, data_dir)
+        return DataConfig.from_section(section, data_dir)
 
     def data(
         self, split: str = "test", data_dir: str | None = None, model_id: int | None = None
@@ -316,32 +327,41 @@ class Zoo:
     def evaluate(self, model_id: int, epoch: int, data_dir: str | None = None) -> dict[str, Any]:
         """Re-measure a stored model exactly as the zoo's metrics were computed."""
         from .data import load_training_data
-        from .train.reference import evaluate_model
+        from .evaluation import evaluate_model
 
         data = load_training_data(self.data_config(model_id, data_dir))
         return evaluate_model(self.model(model_id, epoch), data)
 
-    # ----------------------------------------------------------------------------- datasets
-    @functools.cached_property
-    def structure(self) -> WeightStructure:
-        """Layers, units and their coupling (tokenisation and permutation need it)."""
-        from .tokens import WeightStructure
-
-        return WeightStructure.from_zoo(self)
-
+    # ----------------------------------------------------------------------------- splits
     def split(
-        self, fractions: tuple[float, ...] = (0.7, 0.15, 0.15), seed: int = 0
+        self, fractions: Sequence[float] = DEFAULT_SPLITS, seed: int = 0
     ) -> dict[str, np.ndarray]:
-        """Model ids of the train / val / test split (see :func:`modelzoo.dataset.split_models`)."""
-        from .dataset import split_models
+        """Model ids of the train / val / test split, restricted to this view, each sorted.
 
-        return split_models(self, fractions, seed)
-
-    def dataset(self, split: str = "train", **options: Any) -> ZooDataset:
-        """A PyTorch dataset of this view's models (options: see :class:`modelzoo.ZooDataset`)."""
-        from .dataset import ZooDataset
-
-        return ZooDataset(self, split, **options)
+        The one set of model-level splits of a zoo (ZooDataset, train-ae, probe and sample all
+        use it, so no model leaks from train into test across modules). Every model the zoo's
+        spec plans (ids 0..planned-1, stored or not yet) is shuffled by ``seed`` and cut by
+        ``fractions`` (e.g. 0.8, 0.05, 0.15 for the 2021 paper): a model's split never changes
+        when the zoo grows or is filtered, and the proportions are exact once it is complete.
+        """
+        fractions = tuple(float(f) for f in fractions)
+        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+            raise ModelZooError(
+                f"splits: expected three non-negative fractions summing to 1 "
+                f"(train, val, test), got {fractions}"
+            )
+        stored = self._core.model_ids
+        planned = int(self.manifest.get("counts", {}).get("planned", 0))
+        everyone = np.arange(max(planned, int(stored.max()) + 1 if stored.size else 0))
+        order = np.random.default_rng(int(seed)).permutation(everyone)
+        n_train = round(fractions[0] * order.size)
+        n_val = min(round(fractions[1] * order.size), order.size - n_train)
+        cuts = {
+            "train": order[:n_train],
+            "val": order[n_train : n_train + n_val],
+            "test": order[n_train + n_val :],
+        }
+        return {name: np.intersect1d(ids, self._ids) for name, ids in cuts.items()}
 
     def summary(self) -> dict[str, Any]:
         """What ``modelzoo info`` prints: size, factors, status counts, accuracy per epoch."""
@@ -373,6 +393,7 @@ class Zoo:
             "epochs": self.epochs,
             "status": {k: int(v) for k, v in self._models["status"].value_counts().items()},
             "factors": {k: [_plain(v) for v in vs] for k, vs in self.factors().items()},
+            "settings": {k: _plain(v) for k, v in self.settings().items()},
             "test_acc_per_epoch": [
                 {k: _plain(v) for k, v in r.items()} for r in per_epoch.to_dict("records")
             ],

@@ -47,10 +47,10 @@ def test_a_crashing_model_is_recorded_as_failed(
 ) -> None:
     original = reference.train_reference
 
-    def flaky(run, data, device="cpu"):
+    def flaky(run, data, device="cpu", *args, **kwargs):
         if run.seed == 3:
             raise RuntimeError("simulated CUDA error")
-        return original(run, data, device)
+        return original(run, data, device, *args, **kwargs)
 
     monkeypatch.setattr(reference, "train_reference", flaky)
     generate(load_spec(tiny_spec), tmp_path, executor="local", engine="reference")

@@ -15,6 +15,7 @@ from modelzoo import dataset as ds
 from modelzoo.errors import ModelZooError
 from modelzoo.store import format as fmt
 from modelzoo.store.verify import verify_zoo
+from modelzoo.tokens import WeightStructure
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_split_of_a_model_does_not_depend_on_filters(zoo: Zoo) -> None:
 
 def test_datasets_do_not_leak_between_splits(zoo: Zoo) -> None:
     epochs = [2, 3, 4]
-    sets = {name: zoo.dataset(name, epochs=epochs, splits=(0.5, 0.25, 0.25), split_seed=1)
+    sets = {name: ZooDataset(zoo, name, epochs=epochs, splits=(0.5, 0.25, 0.25), split_seed=1)
             for name in ("train", "val", "test")}  # fmt: skip
     models = {name: set(d.samples["model_id"]) for name, d in sets.items()}
     assert not models["train"] & models["val"] and not models["train"] & models["test"]
@@ -56,22 +57,22 @@ def test_datasets_do_not_leak_between_splits(zoo: Zoo) -> None:
         counts = d.samples.groupby("model_id")["epoch"].apply(sorted)
         assert all(epochs_of == epochs for epochs_of in counts)
         assert len(d) == 3 * len(d.model_ids)
-    everything = zoo.dataset("all")
+    everything = ZooDataset(zoo, "all")
     assert len(everything) == 12 * 5
 
 
 def test_epoch_window_and_status_filter(zoo: Zoo) -> None:
-    window = zoo.dataset("all", epochs=range(1, 3))
+    window = ZooDataset(zoo, "all", epochs=range(1, 3))
     assert set(window.samples["epoch"]) == {1, 2}
     with pytest.raises(ModelZooError, match="not stored"):
-        zoo.dataset(epochs=[21, 25])
-    assert len(zoo.dataset("all", status="diverged")) == 0
-    assert len(zoo.dataset("all", status=None)) == len(zoo.dataset("all", status=["ok", "failed"]))
+        ZooDataset(zoo, epochs=[21, 25])
+    assert len(ZooDataset(zoo, "all", status="diverged")) == 0
+    assert len(ZooDataset(zoo, "all", status=None)) == len(ZooDataset(zoo, "all", status=["ok", "failed"]))
     assert len(ZooDataset(zoo.select(activation="tanh"), "all")) == 6 * 5
 
 
 def test_samples_hold_the_stored_weights_and_targets(zoo: Zoo) -> None:
-    data = zoo.dataset(
+    data = ZooDataset(zoo,
         "all", epochs=[0, 4], targets=["test_acc", "gap", "epoch", "f1", "f1_2", "lr", "activation"]
     )
     metrics = zoo.metrics.set_index(["model_id", "epoch"])
@@ -93,12 +94,12 @@ def test_samples_hold_the_stored_weights_and_targets(zoo: Zoo) -> None:
             1e-2
         )
     with pytest.raises(ModelZooError, match="unknown target 'accuracy'"):
-        zoo.dataset(targets=["accuracy"])
+        ZooDataset(zoo, targets=["accuracy"])
 
 
 def test_dataloader_batches_cached_and_streamed_alike(zoo: Zoo) -> None:
-    cached = zoo.dataset("train", targets=["test_acc"], cache=True)
-    streamed = zoo.dataset("train", targets=["test_acc"], cache=False)
+    cached = ZooDataset(zoo, "train", targets=["test_acc"], cache=True)
+    streamed = ZooDataset(zoo, "train", targets=["test_acc"], cache=False)
     assert cached._cache is not None and streamed._cache is None
     a = next(iter(DataLoader(cached, batch_size=16)))
     b = next(
@@ -112,8 +113,8 @@ def test_dataloader_batches_cached_and_streamed_alike(zoo: Zoo) -> None:
 
 def test_tokens_round_trip_exactly() -> None:
     zoo = open_zoo(digits_zoo())
-    data = zoo.dataset("all", representation="tokens")
-    structure = zoo.structure
+    data = ZooDataset(zoo, "all", representation="tokens")
+    structure = WeightStructure.of(zoo)
     assert structure.token_shape == (8 + 8 + 16 + 10, 33)  # conv2: 8 channels x 2x2 + bias
     sample = data[3]
     assert sample["tokens"].shape == (42, 33) and sample["mask"].sum() == zoo.parameters
@@ -135,7 +136,7 @@ def test_tokens_round_trip_exactly() -> None:
 
 def test_layerwise_normalisation_is_stored_beside_the_zoo(tmp_path, monkeypatch) -> None:
     zoo = open_zoo(copy_zoo(digits_zoo(), tmp_path / "zoo"))
-    train = zoo.dataset("train", epochs=[1, 2], normalize=True)
+    train = ZooDataset(zoo, "train", epochs=[1, 2], normalize=True)
     stats_file = zoo.path / fmt.NORMALIZATION_FILE
     document = json.loads(stats_file.read_text())
     (entry,) = document["entries"].values()
@@ -150,22 +151,22 @@ def test_layerwise_normalisation_is_stored_beside_the_zoo(tmp_path, monkeypatch)
         train.denormalize(torch.from_numpy(normalised)).numpy(), raw, atol=1e-5
     )
     monkeypatch.setattr(ds, "layer_statistics", lambda *a, **k: pytest.fail("recomputed"))
-    test = zoo.dataset("test", epochs=[1, 2], normalize=True)  # same train split: read from file
+    test = ZooDataset(zoo, "test", epochs=[1, 2], normalize=True)  # same train split: read from file
     assert test.normalizer.stats == train.normalizer.stats
     assert verify_zoo(zoo.path).ok  # the stats file is not part of the checksummed zoo
     monkeypatch.undo()
-    zoo.dataset("train", epochs=[2], normalize=True)
+    ZooDataset(zoo, "train", epochs=[2], normalize=True)
     assert len(json.loads(stats_file.read_text())["entries"]) == 2
 
 
 def test_bad_arguments(zoo: Zoo) -> None:
     with pytest.raises(ModelZooError, match="unknown split"):
-        zoo.dataset("dev")
+        ZooDataset(zoo, "dev")
     with pytest.raises(ModelZooError, match="unknown representation"):
-        zoo.dataset(representation="graph")
+        ZooDataset(zoo, representation="graph")
     with pytest.raises(IndexError):
-        zoo.dataset("train")[10_000]
-    assert "train" in repr(zoo.dataset("train"))
+        ZooDataset(zoo, "train")[10_000]
+    assert "train" in repr(ZooDataset(zoo, "train"))
 
 
 def test_splits_do_not_move_when_the_zoo_grows(tmp_path) -> None:

@@ -9,7 +9,8 @@ import torch
 from test_zoo_helpers import digits_zoo, grid_zoo
 from torch.utils.data import DataLoader
 
-from modelzoo import open_zoo
+from modelzoo import ZooDataset, open_zoo
+from modelzoo.architectures import plan_architecture
 from modelzoo.augment import Compose, GaussianNoise, PermuteUnits, RandomErase, sample_rng
 from modelzoo.errors import ModelZooError
 from modelzoo.nets import build_model, flatten_parameters, load_flat_parameters, parameter_layout
@@ -24,10 +25,9 @@ def _outputs(name, shape, classes, flat, x, activation="tanh"):
 
 
 def _check_equivalence(name, shape, classes, flat, activation="tanh") -> None:
-    model = build_model(name, shape, classes)
-    structure = WeightStructure.from_architecture(
-        name, shape, classes, tuple(parameter_layout(model))
-    )
+    plan = plan_architecture(name, shape, classes)
+    assert plan.layout == tuple(parameter_layout(build_model(name, shape, classes)))
+    structure = WeightStructure.from_plan(plan)
     augment = PermuteUnits(structure)
     x = torch.randn(64, *shape, generator=torch.Generator().manual_seed(0))
     reference = _outputs(name, shape, classes, flat, x, activation)
@@ -62,7 +62,7 @@ def test_permutation_preserves_the_function_of_paper_cnns(name, shape) -> None:
 
 def test_permutation_never_moves_the_classes() -> None:
     zoo = open_zoo(digits_zoo())
-    structure = zoo.structure
+    structure = WeightStructure.of(zoo)
     flat = zoo.weights(1, 2)
     permuted = PermuteUnits(structure)(flat, np.random.default_rng(5))
     last = structure.layers[-1]
@@ -74,7 +74,7 @@ def test_permutation_never_moves_the_classes() -> None:
 
 
 def test_batched_permutation_draws_one_permutation_per_row() -> None:
-    structure = open_zoo(digits_zoo()).structure
+    structure = WeightStructure.of(open_zoo(digits_zoo()))
     flat = np.tile(open_zoo(digits_zoo()).weights(0, 2), (4, 1))
     out = PermuteUnits(structure)(flat, np.random.default_rng(0))
     assert out.shape == (4, structure.parameters) and len({row.tobytes() for row in out}) == 4
@@ -109,14 +109,14 @@ def test_gaussian_noise_is_zero_mean_with_the_given_std() -> None:
 
 def test_augmented_samples_are_reproducible_and_views_differ() -> None:
     zoo = open_zoo(digits_zoo())
-    make = lambda: zoo.dataset("all", augment="paper", views=2, seed=7, cache=False)  # noqa: E731
+    make = lambda: ZooDataset(zoo, "all", augment="paper", views=2, seed=7, cache=False)  # noqa: E731
     first, second = make(), make()
     a, b = first[4]["weights"], second[4]["weights"]
     assert a.shape == (2, zoo.parameters) and torch.equal(a, b)
     assert not torch.equal(a[0], a[1])
     second.set_epoch(1)
     assert not torch.equal(second[4]["weights"], a)
-    explicit = Compose([PermuteUnits(zoo.structure), RandomErase()])
+    explicit = Compose([PermuteUnits(WeightStructure.of(zoo)), RandomErase()])
     expected = explicit(
         zoo.weights(first.samples["model_id"][4], first.samples["epoch"][4]), sample_rng(7, 0, 4, 0)
     )
@@ -128,7 +128,7 @@ def test_augmented_samples_are_reproducible_and_views_differ() -> None:
 
 def test_augmented_tokens_detokenize_to_an_equivalent_network() -> None:
     zoo = open_zoo(digits_zoo())
-    data = zoo.dataset("all", representation="tokens", augment=PermuteUnits(zoo.structure))
+    data = ZooDataset(zoo, "all", representation="tokens", augment=PermuteUnits(WeightStructure.of(zoo)))
     sample = data[2]
     flat = data.detokenize(sample["tokens"])
     x = torch.randn(16, 1, 8, 8)

@@ -37,7 +37,7 @@ def test_every_public_verb_is_documented() -> None:
         "model(",
         "data(",
         "evaluate",
-        "dataset(",
+        "ZooDataset(",
         "split(",
         "detokenize",
         "denormalize",
@@ -48,6 +48,7 @@ def test_every_public_verb_is_documented() -> None:
         "modelzoo info",
         "modelzoo verify",
         "factors()",
-        "structure",
+        "WeightStructure.of",
+        "settings()",
     ]
     assert [v for v in verbs if v not in text] == []

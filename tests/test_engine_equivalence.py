@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 import torch
 
+from modelzoo.architectures import plan_architecture
 from modelzoo.data import ImageData, TrainingData
+from modelzoo.evaluation import SCALAR_METRICS
+from modelzoo.optim import StackedAdam, StackedSGD, make_optimizer
+from modelzoo.plan import suggest_group_size
 from modelzoo.spec import Run
-from modelzoo.train.metrics import SCALAR_METRICS
-from modelzoo.train.optim import StackedAdam, StackedSGD, make_optimizer
 from modelzoo.train.reference import train_reference
-from modelzoo.train.vectorized import suggest_group_size, train_vectorized
+from modelzoo.train.vectorized import train_vectorized
 
 WEIGHT_TOLERANCE = 1e-5
 SHAPES = {"tetris_mlp": ((1, 4, 4), 4), "cnn_tiny": ((1, 8, 8), 10), "cnn_small": ((1, 28, 28), 10)}
@@ -291,10 +293,12 @@ def test_thread_split_progress_and_mixed_groups() -> None:
 
 
 def test_suggest_group_size() -> None:
-    mlp = suggest_group_size("tetris_mlp", (1, 4, 4), 4, 10, "cpu", threads=2)
-    cnn = suggest_group_size("cnn_small", (1, 28, 28), 10, 10, "cpu", threads=2)
+    mlp_plan = plan_architecture("tetris_mlp", (1, 4, 4), 4)
+    cnn_plan = plan_architecture("cnn_small", (1, 28, 28), 10)
+    mlp = suggest_group_size(mlp_plan, 10, "cpu", threads=2)
+    cnn = suggest_group_size(cnn_plan, 10, "cpu", threads=2)
     assert 1 <= cnn < mlp <= 2048
-    assert suggest_group_size("cnn_small", (1, 28, 28), 10, 10, threads=4) >= cnn
+    assert suggest_group_size(cnn_plan, 10, "cpu", threads=4) >= cnn
 
 
 def test_cnn_medium_bits_do_not_depend_on_group_or_threads() -> None:

@@ -143,7 +143,8 @@ def test_dataset_errors_in_a_grid_name_the_file(spec_file: Path, tmp_path: Path)
 def test_ray_resources_this_machine_lacks_are_refused_not_waited_for(
     spec_file: Path, tmp_path: Path, args: list[str]
 ) -> None:
-    refused(["generate", str(spec_file), "--quiet", *args], tmp_path / "s", "execution.")
+    refused(["generate", str(spec_file), "--quiet", "--executor", "ray", *args], tmp_path / "s",
+            "execution.")  # fmt: skip
 
 
 def test_store_that_cannot_be_created_is_one_line(spec_file: Path, tmp_path: Path) -> None:

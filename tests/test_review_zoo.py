@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from test_zoo_helpers import copy_zoo, grid_zoo, seed_zoo, synthetic_zoo
 from torch.utils.data import DataLoader
 
-from modelzoo import open_zoo
+from modelzoo import ZooDataset, open_zoo
 from modelzoo.cli import main
 from modelzoo.errors import ModelZooError, StoreError
 from modelzoo.store.format import sha256_file
@@ -173,14 +173,14 @@ def test_select_query_must_give_booleans() -> None:
 def test_dataset_status_and_epochs_arguments() -> None:
     zoo = open_zoo(synthetic_zoo())
     with pytest.raises(ModelZooError, match="status"):
-        zoo.dataset("all", status="okay")
-    assert len(zoo.dataset("all", epochs=2)) == len(zoo.dataset("all", epochs=[2]))
-    window = zoo.dataset("all", epochs=[3, 1, 3])
+        ZooDataset(zoo, "all", status="okay")
+    assert len(ZooDataset(zoo, "all", epochs=2)) == len(ZooDataset(zoo, "all", epochs=[2]))
+    window = ZooDataset(zoo, "all", epochs=[3, 1, 3])
     assert window.epochs == [1, 3] and "1..3" in repr(window)
 
 
 def test_set_epoch_reaches_persistent_workers() -> None:
-    dataset = open_zoo(grid_zoo()).dataset("all", augment="paper", seed=1)
+    dataset = ZooDataset(open_zoo(grid_zoo()), "all", augment="paper", seed=1)
     loader = DataLoader(dataset, batch_size=16, num_workers=2, persistent_workers=True)
 
     def run(epoch: int) -> torch.Tensor:
@@ -200,7 +200,7 @@ def test_concurrent_normalisation_writers_do_not_collide(tmp_path: Path) -> None
     def compute(seed: int) -> None:
         try:
             for _ in range(5):
-                zoo.dataset("train", normalize=True, split_seed=seed, cache=False)
+                ZooDataset(zoo, "train", normalize=True, split_seed=seed, cache=False)
         except BaseException as error:
             errors.append(error)
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelzoo.errors import SpecError
-from modelzoo.run import plan
+from modelzoo.plan import plan
 from modelzoo.spec import (
     expand,
     json_schema,

@@ -60,10 +60,19 @@ def test_truncated_shard_is_detected_and_reading_it_gives_a_store_error(zoo_copy
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
     result = _verify(zoo_copy)
     assert result.exit_code == 1 and shard.name in result.output and "truncated" in result.output
-    zoo = open_zoo(zoo_copy)  # tables are intact: opening works, reading the shard does not
-    with pytest.raises(StoreError, match=f"{shard.name}.*truncated"):
-        zoo.weights(0)
-    zoo.weights(int(zoo.select(shard=f"{fmt.SHARD_DIR}/{_shard(zoo_copy, 1).name}").model_ids[0]))
+    # the manifest records each shard's byte size: opening (and so `info`) notices, no hashing
+    with pytest.raises(StoreError, match=f"{shard.name}.*truncated.*the manifest says"):
+        open_zoo(zoo_copy)
+    info = CliRunner().invoke(main, ["info", str(zoo_copy)])
+    assert info.exit_code == 2 and info.output.count("\n") == 1 and shard.name in info.output
+
+
+def test_missing_shard_is_noticed_on_open_and_by_info(zoo_copy: Path) -> None:
+    _shard(zoo_copy, 1).unlink()
+    with pytest.raises(StoreError, match="missing"):
+        open_zoo(zoo_copy)
+    info = CliRunner().invoke(main, ["info", str(zoo_copy)])
+    assert info.exit_code == 2 and "missing" in info.output
 
 
 def test_truncated_shard_without_size_record_still_gives_a_store_error(zoo_copy: Path) -> None:
@@ -90,7 +99,7 @@ def test_missing_shard(zoo_copy: Path) -> None:
     result = _verify(zoo_copy)
     assert result.exit_code == 1 and "shard is missing" in result.output
     with pytest.raises(StoreError, match="missing"):
-        open_zoo(zoo_copy).weights()
+        open_zoo(zoo_copy)
 
 
 def test_manifest_path_escaping_the_zoo(zoo_copy: Path) -> None:

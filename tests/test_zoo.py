@@ -19,8 +19,8 @@ import modelzoo
 from modelzoo import Zoo, open_zoo
 from modelzoo.cli import main
 from modelzoo.errors import ModelZooError
+from modelzoo.evaluation import evaluate_model
 from modelzoo.nets import build_model
-from modelzoo.train.reference import evaluate_model
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,8 @@
 """Tiny zoos shared by the zoo / dataset / verify / docs tests, generated once per test session.
 
+Built with the default (vectorised) engine, as published zoos are; tests/test_oracle.py checks
+every metric they store against an independent recomputation from their weights.
+
 A helper module rather than fixtures in conftest.py: each zoo is built on first use (cached), so
 every test file that imports these gets the same folders. Tests that damage a zoo copy it first.
 """
@@ -43,13 +46,13 @@ def _root() -> Path:
 
 @functools.cache
 def grid_zoo() -> Path:
-    """12 tetris MLPs (2 activations x 6 seeds), epochs 0..4, reference engine."""
+    """12 tetris MLPs (2 activations x 6 seeds), epochs 0..4."""
     from modelzoo.run import generate
     from modelzoo.spec import load_spec
 
     spec_path = _root() / "grid_tetris.yaml"
     spec_path.write_text(GRID_SPEC)
-    return generate(load_spec(spec_path), _root(), executor="local", engine="reference").zoo_dir
+    return generate(load_spec(spec_path), _root(), executor="local").zoo_dir
 
 
 @functools.cache
@@ -59,17 +62,19 @@ def seed_zoo() -> Path:
     from modelzoo.spec import load_spec
 
     spec = load_spec("tetris_seed", ["training.epochs=3", "seeds.range=[1,12]"])
-    return generate(spec, _root(), executor="local", engine="reference").zoo_dir
+    return generate(spec, _root(), executor="local").zoo_dir
 
 
 @functools.cache
 def digits_zoo() -> Path:
-    """6 cnn_tiny models on digits, epochs 0..2 (the CNN paths)."""
+    """6 cnn_tiny models on digits, epochs 0..2 (the CNN paths), with dropout 0.25 and a
+    validation split (a fifth of the train split)."""
     from modelzoo.run import generate
     from modelzoo.spec import load_spec
 
-    spec = load_spec("digits_seed", ["training.epochs=2", "seeds.range=[1,6]"])
-    return generate(spec, _root(), executor="local", engine="reference").zoo_dir
+    spec = load_spec("digits_seed", ["training.epochs=2", "seeds.range=[1,6]",
+                                     "training.dropout=0.25", "dataset.train_fraction=0.8"])  # fmt: skip
+    return generate(spec, _root(), executor="local").zoo_dir
 
 
 def copy_zoo(source: Path, target: Path) -> Path:
@@ -84,10 +89,11 @@ def synthetic_zoo() -> Path:
     diverged after epoch 1 (NaN from epoch 2 on), model 4 failed (NaN everywhere)."""
     import numpy as np
 
-    from modelzoo.run import plan
+    from modelzoo.evaluation import SCALAR_METRICS
+    from modelzoo.plan import plan
     from modelzoo.spec import load_spec
     from modelzoo.store.writer import ZooWriter
-    from modelzoo.train.metrics import SCALAR_METRICS, RunResult
+    from modelzoo.train.result import RunResult
 
     spec = load_spec(
         "tetris_seed", ["name=synthetic_tetris", "training.epochs=3", "seeds.range=[1,6]"]

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from test_zoo_helpers import copy_zoo, seed_zoo, synthetic_zoo
 
-from modelzoo import open_zoo
+from modelzoo import ZooDataset, open_zoo
 from modelzoo.cli import main
 from modelzoo.errors import ModelZooError
 from modelzoo.store import format as fmt
@@ -45,9 +45,9 @@ def test_models_without_weights_are_refused() -> None:
 
 def test_datasets_keep_only_recorded_states() -> None:
     zoo = open_zoo(synthetic_zoo())
-    ok_only = zoo.dataset("all")
+    ok_only = ZooDataset(zoo, "all")
     assert set(ok_only.samples["model_id"]) == {0, 1, 3, 5}
-    everything = zoo.dataset("all", status=None, normalize=True)
+    everything = ZooDataset(zoo, "all", status=None, normalize=True)
     pairs = set(map(tuple, everything.samples.to_numpy().tolist()))
     assert (2, 1) in pairs and (2, 2) not in pairs and not any(m == 4 for m, _ in pairs)
     assert np.isfinite(everything.weights(np.arange(len(everything)))).all()
@@ -76,6 +76,6 @@ def test_a_zoo_without_models_yet_opens_and_verifies(tmp_path: Path) -> None:
     for shard in (zoo_dir / fmt.SHARD_DIR).glob("*.h5"):
         shard.unlink()
     zoo = open_zoo(zoo_dir)
-    assert len(zoo) == 0 and zoo.weights().shape == (0, 4, 100) and len(zoo.dataset("all")) == 0
+    assert len(zoo) == 0 and zoo.weights().shape == (0, 4, 100) and len(ZooDataset(zoo, "all")) == 0
     assert verify_zoo(zoo_dir).ok
     assert CliRunner().invoke(main, ["info", str(zoo_dir)]).exit_code == 0

@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 
 @dataclass(frozen=True, eq=False)
-class ImageData:
+class ImageData(Dataset):
     """One split, fully preprocessed; shared by every caller of the cache, so treat it as read-only.
+
+    A map-style ``torch.utils.data.Dataset`` like torchvision's (``len``, ``[i] -> (image,
+    label)``, so ``DataLoader(zoo.data("test"))`` works) that also exposes the whole tensors.
 
     ``images`` is float32 ``[N, C, H, W]`` (resized, grey/RGB converted, normalised) and ``labels``
     is int64 ``[N]`` with values in ``range(len(classes))``. Equality is identity: comparing tensors
@@ -28,6 +32,9 @@ class ImageData:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +65,25 @@ class DataConfig:
     normalize: str | tuple | None = None
     download: bool = True
     options: tuple = ()
+
+    @classmethod
+    def from_section(cls, dataset: Mapping[str, Any], data_dir: str | None = None) -> DataConfig:
+        """The config of a spec's (or a run's, or a zoo manifest's) ``dataset:`` section."""
+        normalize = dataset.get("normalize")
+        if isinstance(normalize, Mapping):
+            normalize = (tuple(normalize["mean"]), tuple(normalize["std"]))
+        return cls(
+            name=dataset["name"],
+            data_dir=data_dir,
+            train_fraction=dataset.get("train_fraction", 1.0),
+            split_seed=dataset.get("split_seed", 0),
+            resize=dataset.get("resize"),
+            grayscale=dataset.get("grayscale", False),
+            rgb=dataset.get("rgb", False),
+            normalize=normalize,
+            download=dataset.get("download", True),
+            options=dataset.get("options") or {},
+        )
 
     def __post_init__(self) -> None:
         if self.data_dir is not None and not isinstance(self.data_dir, str):

@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..architectures import ArchitecturePlan, ParameterSlot, plan_architecture
 from ..errors import ModelZooError, StoreError
 from . import format as fmt
 
@@ -358,6 +359,7 @@ class ZooFiles:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._plan: ArchitecturePlan | None = None
         deadline = time.monotonic() + COMMIT_WAIT
         while True:
             before = _signature(path)
@@ -371,8 +373,6 @@ class ZooFiles:
             time.sleep(0.02)
 
     def _load(self, path: Path) -> None:
-        from ..nets import ParameterSlot  # imports torch: only when a zoo is opened for use
-
         self.manifest = manifest = fmt.read_manifest(path)
         where = path / fmt.MANIFEST
         _check_description(where, manifest)
@@ -434,6 +434,7 @@ class ZooFiles:
                 raise StoreError(f"{models_path}: row: two models point at one shard row")
             expected[shard][row] = model_id
         self._check_metrics(path)
+        self._check_shard_files(path, manifest["shards"])
         fingerprint = manifest.get("spec_fingerprint")
         self.reader = ShardReader(
             path,
@@ -443,6 +444,38 @@ class ZooFiles:
             expected,
             fingerprint if isinstance(fingerprint, str) else None,
         )
+
+    def _check_shard_files(self, path: Path, shards: Sequence[dict]) -> None:
+        """Every listed shard is there with the byte size the manifest recorded (a stat per
+        shard, no hashing: ``modelzoo verify`` checks contents), so a missing or truncated shard
+        is found at open time, not at the first read of its weights."""
+        for entry in shards:
+            shard = fmt.safe_member(path, entry["path"])
+            if not shard.is_file():
+                raise StoreError(f"{shard}: shard listed in {fmt.MANIFEST} is missing; run "
+                                 "`modelzoo verify`")  # fmt: skip
+            expected = entry.get("bytes")
+            if isinstance(expected, int) and shard.stat().st_size != expected:
+                raise damaged(shard, f"{shard.stat().st_size} bytes, the manifest says {expected}")
+
+    def plan(self) -> ArchitecturePlan:
+        """The architecture plan of the manifest's architecture and input, checked against the
+        stored layout (a zoo whose layout is not its architecture's cannot be rebuilt)."""
+        if self._plan is None:
+            where = self.path / fmt.MANIFEST
+            dataset = self.manifest["dataset"]
+            name = self.manifest["architecture"]["name"]
+            try:
+                plan = plan_architecture(name, tuple(dataset["input_shape"]),
+                                         int(dataset["num_classes"]))  # fmt: skip
+            except ModelZooError as error:
+                raise StoreError(f"{where}: architecture: {error}") from None
+            problem = plan.check_layout(self.layout)
+            if problem is not None:
+                raise StoreError(f"{where}: layout is not that of {name!r} on "
+                                 f"{dataset['input_shape']}: {problem}")  # fmt: skip
+            self._plan = plan
+        return self._plan
 
     def _check_metrics(self, path: Path) -> None:
         """One metrics row per (model, stored epoch), nothing else."""

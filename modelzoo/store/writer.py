@@ -7,6 +7,11 @@ interruption: temporary files are deleted, a sealed shard the manifest does not 
 when it is intact and belongs to this spec (else deleted), and the tables are rebuilt from the
 shards, which carry their own metrics. Rerunning the same command therefore trains exactly the
 models that are missing.
+
+One writer at a time: the writer takes the zoo's lock (:mod:`modelzoo.store.lock`) before it
+touches anything, so a second ``modelzoo generate`` on the same zoo is refused at once instead of
+training every model again. Committed shards are recovered first, so an unlisted shard holding
+models the manifest already has (what a second writer left before the lock existed) is swept.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import dataclasses
 import datetime as dt
 import os
 import shutil
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import h5py
@@ -26,15 +32,15 @@ import pyarrow.parquet as pq
 
 from .. import __version__
 from ..errors import StoreError
-from ..spec import Run, Spec
-from ..train.metrics import SCALAR_METRICS, RunResult
+from ..evaluation import SCALAR_METRICS
+from ..spec import FACTOR_COLUMNS, Run, Spec
+from ..train.result import RunResult
 from . import format as fmt
 from .faults import crash_point
+from .lock import GUARD_SUFFIX, LOCK_FILE, WriterLock
 
-FACTOR_COLUMNS = (
-    "seed", "activation", "init", "optimizer", "lr", "weight_decay", "momentum", "dropout",
-    "batch_size", "epochs",
-)  # fmt: skip
+LOCK_FILES = (LOCK_FILE, LOCK_FILE + GUARD_SUFFIX)  # the writer's own, never part of the zoo
+
 FINAL_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "gap")
 
 
@@ -120,8 +126,7 @@ def build_tables(
         for row, model_id in enumerate(ids.tolist()):
             run = runs_by_id[model_id]
             record = {"model_id": model_id, "run_key": contents.run_keys[row]}
-            record.update({c: run.seed if c == "seed" else run.training[c] for c in FACTOR_COLUMNS})
-            record.update({c: v for c, v in run.factors.items() if c not in record})
+            record.update(run.columns())
             record.update(status=contents.status[row], error=contents.errors[row],
                           diverged_epoch=int(contents.diverged[row]), shard=shard_path, row=row,
                           final_epoch=int(epochs_array[last[row]]) if has_any[row] else -1)  # fmt: skip
@@ -148,6 +153,10 @@ def build_tables(
     return models, metrics
 
 
+def _entries(folder: Path) -> Iterator[Path]:
+    return folder.iterdir() if folder.is_dir() else iter(())
+
+
 def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
@@ -166,31 +175,49 @@ class ZooWriter:
         dataset: dict,
         layout: list[dict],
         restart: bool = False,
+        grouping: dict | None = None,
     ) -> None:
         self.dir = Path(zoo_dir)
+        self.grouping = grouping
         self.spec = spec
         self.runs_by_id = {r.model_id: r for r in runs}
         self.epochs = list(spec.stored_epochs())
         self.dataset = dataset
         self.layout = layout
-        if self.dir.exists() and not self.dir.is_dir():
-            raise StoreError(f"{self.dir}: exists and is not a folder")
-        if restart and self.dir.exists():
-            if not (self.dir / fmt.MANIFEST).exists() and any(self.dir.iterdir()):
-                raise StoreError(f"{self.dir}: refusing to delete a folder that is not a zoo")
-            shutil.rmtree(self.dir)
         self.shards: list[tuple[str, ShardContents]] = []
         self.shard_meta: list[dict] = []
         self.created = _now()
-        if (self.dir / fmt.MANIFEST).exists():
-            self._resume()
-        elif self.dir.exists() and any(p.name != fmt.SHARD_DIR for p in self.dir.iterdir()):
-            raise StoreError(f"{self.dir}: folder exists and is not a zoo; choose another --store")
-        if self.dir.exists():  # a zoo, or the shards of one killed before its first commit
-            self._recover_shards()
-            self._commit()
-        # else: nothing is created until the first results arrive, so a run that fails before
-        # training anything (missing data, bad device) leaves no trace
+        if self.dir.exists() and not self.dir.is_dir():
+            raise StoreError(f"{self.dir}: exists and is not a folder")
+        foreign = not (self.dir / fmt.MANIFEST).exists() and any(
+            p.name not in (fmt.SHARD_DIR, *LOCK_FILES) for p in _entries(self.dir)
+        )
+        if foreign:  # checked before the lock is taken: nothing is written into such a folder
+            raise StoreError(f"{self.dir}: refusing to delete a folder that is not a zoo" if restart
+                             else f"{self.dir}: folder exists and is not a zoo; choose another "
+                             "--store")  # fmt: skip
+        # one writer per zoo, refused at once (pid, host, since when); a dead one's lock is taken
+        # over. Taking it creates the folder; close() removes it again if nothing was written.
+        self._lock = WriterLock.acquire(self.dir)
+        self._release = weakref.finalize(self, self._lock.release)  # also at exit, if not closed
+        try:
+            if restart:
+                for entry in _entries(self.dir):
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    elif entry.name not in LOCK_FILES:
+                        entry.unlink()
+            if (self.dir / fmt.MANIFEST).exists():
+                self._resume()
+            if any(p.name not in LOCK_FILES for p in _entries(self.dir)):
+                # a zoo, or the shards of one killed before its first commit
+                self._recover_shards()
+                self._commit()
+            # else: nothing but the lock is created until the first results arrive, so a run
+            # that fails before training anything (missing data, bad device) leaves no trace
+        except BaseException:
+            self.close()
+            raise
 
     def _ensure_folder(self) -> None:
         (self.dir / fmt.SHARD_DIR).mkdir(parents=True, exist_ok=True)
@@ -215,7 +242,11 @@ class ZooWriter:
         listed = {s["path"]: s for s in self.shard_meta}
         seen_ids: set[int] = set()
         kept_meta = []
-        for path in sorted(shard_dir.glob("*.h5")):
+        # committed shards first: an unlisted shard whose models a listed one already holds (left
+        # by a second writer, or by an older modelzoo without the lock) is an orphan to sweep,
+        # whatever the order of the names
+        on_disk = sorted(shard_dir.glob("*.h5"))
+        for path in sorted(on_disk, key=lambda p: f"{fmt.SHARD_DIR}/{p.name}" not in listed):
             relative = f"{fmt.SHARD_DIR}/{path.name}"
             meta = listed.get(relative)
             try:
@@ -247,6 +278,16 @@ class ZooWriter:
                 f"{self.dir}: shards listed in the manifest are missing: {sorted(missing)}"
             )
         self.shard_meta = kept_meta
+
+    def close(self) -> None:
+        """Done writing: release the writer lock (idempotent; the zoo is valid either way)."""
+        self._release()
+
+    def __enter__(self) -> ZooWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ writing
     def done_ids(self) -> set[int]:
@@ -326,6 +367,7 @@ class ZooWriter:
                 "done": len(models),
                 **{k: int(status.get(k, 0)) for k in ("ok", "diverged", "failed")},
             },
+            "grouping": self.grouping,
             "shards": self.shard_meta,
             "tables": {"models": fmt.MODELS_TABLE, "metrics": fmt.METRICS_TABLE},
         }

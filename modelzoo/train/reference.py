@@ -10,18 +10,20 @@ freezes the model and marks it diverged; later stored epochs hold NaN.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.nn import functional
 
 from ..data import TrainingData
-from ..nets import SeededDropout, build_model, flatten_parameters
+from ..evaluation import SCALAR_METRICS, evaluate_model
+from ..init import initialize
+from ..nets import SeededDropout, build_model, flatten_parameters, load_flat_parameters
+from ..optim import make_optimizer
 from ..seeding import derive_seed, dropout_keys, epoch_order
 from ..spec import Run
-from .init import initialize
-from .metrics import SCALAR_METRICS, STATUS_DIVERGED, STATUS_OK, RunResult, score_split
-from .optim import make_optimizer
+from .result import STATUS_DIVERGED, STATUS_OK, RunResult
 
 
 def build_initialised_model(run: Run, data: TrainingData) -> torch.nn.Module:
@@ -36,34 +38,21 @@ def build_initialised_model(run: Run, data: TrainingData) -> torch.nn.Module:
     return initialize(model, run.training["init"], run.seed)
 
 
-def evaluate_model(model: torch.nn.Module, data: TrainingData) -> dict[str, float | np.ndarray]:
-    """Metrics of one model in eval mode (the definitions of modelzoo.train.metrics)."""
-    was_training = model.training
-    model.eval()
-    k = len(data.train.classes)
-    with torch.no_grad():
-
-        def logits(x: torch.Tensor) -> torch.Tensor:
-            return model(x).unsqueeze(0)
-
-        train = score_split(logits, data.train.images, data.train.labels, k)
-        test = score_split(logits, data.test.images, data.test.labels, k)
-        val = (score_split(logits, data.validation.images, data.validation.labels, k)
-               if data.validation is not None else None)  # fmt: skip
-    model.train(was_training)
-    return {
-        "train_loss": float(train.loss[0]), "train_acc": float(train.acc[0]),
-        "val_loss": float(val.loss[0]) if val else float("nan"),
-        "val_acc": float(val.acc[0]) if val else float("nan"),
-        "test_loss": float(test.loss[0]), "test_acc": float(test.acc[0]),
-        "gap": float(train.acc[0] - test.acc[0]), "f1": test.f1[0].float().cpu().numpy(),
-    }  # fmt: skip
-
-
-def train_reference(run: Run, data: TrainingData, device: torch.device | str = "cpu") -> RunResult:
+def train_reference(
+    run: Run,
+    data: TrainingData,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int], None] | None = None,
+    initial: np.ndarray | None = None,
+) -> RunResult:
+    """Train one run; ``progress(1)`` after each epoch; ``initial`` (float32 ``[P]``) replaces
+    the seeded initial weights (fine-tuning given networks)."""
     device = torch.device(device)
     data_on = _to_device(data, device)
-    model = build_initialised_model(run, data).to(device)
+    model = build_initialised_model(run, data)
+    if initial is not None:
+        load_flat_parameters(model, torch.as_tensor(np.asarray(initial, dtype=np.float32)))
+    model = model.to(device)
     optimizer = make_optimizer(model.parameters(), run.training)
     dropouts = [m for m in model.modules() if isinstance(m, SeededDropout)]
     key = dropout_keys(torch.tensor([derive_seed(run.seed, "dropout")])).to(device)
@@ -114,6 +103,8 @@ def train_reference(run: Run, data: TrainingData, device: torch.device | str = "
             diverged_epoch = epoch
             break
         record(epoch, time.perf_counter() - started)
+        if progress is not None:
+            progress(1)
     return RunResult(
         model_id=run.model_id, run_key=run.key, weights=weights, metrics=metrics, f1=f1,
         status=status, error=error, diverged_epoch=diverged_epoch,

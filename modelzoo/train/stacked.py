@@ -1,7 +1,7 @@
 """A stacked network: M copies of one layer-table architecture run as one, forward and backward.
 
 The parameters of the M models are the rows of one ``[M, P]`` tensor in the reference flattening
-order (``nets.parameter_layout``), so a row is exactly the stored weight vector. Activations travel
+order (``ArchitecturePlan.layout``), so a row is exactly the stored weight vector. Activations travel
 in one of two layouts:
 
 * images as ``[B, M*C, H, W]`` in channels-last memory: each model's channels are contiguous, so a
@@ -19,26 +19,25 @@ layer table. Nothing is reduced across models.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch.nn import functional
 
-from ..nets import (
-    ACTIVATIONS,
+from ..architectures import (
     Act,
+    ArchitecturePlan,
     Conv,
     Drop,
     Flatten,
-    Layer,
     Linear,
     MaxPool,
-    get_architecture,
-    parameter_layout,
-    trace_shapes,
+    PlannedLayer,
 )
+from ..evaluation import log_softmax
+from ..nets import ACTIVATIONS
 from ..seeding import hashed_uniform
-from .metrics import log_softmax
 
 aten = torch.ops.aten
 CHANNELS_LAST = torch.channels_last
@@ -70,18 +69,6 @@ def _activation_backward(
 # computes all models' outputs in one dense call (M*O output channels or columns).
 
 
-@dataclass(frozen=True)
-class _Step:
-    """One layer of the table with its shapes and where its parameters sit in a row."""
-
-    layer: Layer
-    shape_in: tuple[int, ...]
-    shape_out: tuple[int, ...]
-    weight: slice | None = None
-    bias: slice | None = None
-    drop_index: int = -1
-
-
 @dataclass
 class Dropout:
     """Per-step dropout state: model keys, rates and the shared step counter."""
@@ -93,43 +80,18 @@ class Dropout:
 
 
 class StackedNet:
-    """M copies of a layer-table architecture whose parameters are the rows of one [M, P] tensor."""
+    """M copies of an architecture plan whose parameters are the rows of one [M, P] tensor."""
 
-    def __init__(
-        self,
-        architecture: str,
-        input_shape: tuple[int, int, int],
-        num_classes: int,
-        activation: str,
-        models: int,
-        layout_model: torch.nn.Module,
-    ) -> None:
-        layers = get_architecture(architecture).layers
-        self.models, self.activation, self.classes = models, activation, num_classes
+    def __init__(self, plan: ArchitecturePlan, activation: str, models: int) -> None:
+        self.plan, self.models, self.activation = plan, models, activation
+        self.classes, self.parameters = plan.num_classes, plan.parameters
         self.act = ACTIVATIONS[activation]
-        slots = {slot.name: slice(slot.offset, slot.offset + slot.size)
-                 for slot in parameter_layout(layout_model)}  # fmt: skip
-        self.parameters = sum(s.stop - s.start for s in slots.values())
-        self.steps: list[_Step] = []
-        counts = {"conv": 0, "fc": 0, "drop": 0}
-        for layer, shape_in, shape_out in trace_shapes(layers, input_shape, num_classes):
-            if isinstance(layer, Conv | Linear):
-                kind = "conv" if isinstance(layer, Conv) else "fc"
-                counts[kind] += 1
-                name = f"{kind}{counts[kind]}"
-                step = _Step(layer, shape_in, shape_out, slots[f"{name}.weight"],
-                             slots.get(f"{name}.bias"))  # fmt: skip
-            elif isinstance(layer, Drop):
-                step = _Step(layer, shape_in, shape_out, drop_index=counts["drop"])
-                counts["drop"] += 1
-            else:
-                step = _Step(layer, shape_in, shape_out)
-            self.steps.append(step)
-        self.widest = max(max(layer_size(s.shape_in), layer_size(s.shape_out)) for s in self.steps)
-        self.widest_image = max((layer_size(s.shape_out) for s in self.steps if len(s.shape_out) == 3
-                                 and not isinstance(s.layer, Flatten)), default=0)  # fmt: skip
+        self.steps = plan.layers
+        self.widest = max(max(math.prod(s.shape_in), math.prod(s.shape_out)) for s in self.steps)
+        self.widest_image = max((math.prod(s.shape_out) for s in self.steps
+                                 if len(s.shape_out) == 3), default=0)  # fmt: skip
         # the backward pass stops at the first layer with parameters (no gradient for the data)
-        self.first_trained = min(i for i, s in enumerate(self.steps) if s.weight is not None)
+        self.first_trained = min(i for i, s in enumerate(self.steps) if s.trained)
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -152,8 +114,8 @@ class StackedNet:
             layer, saved = step.layer, None
             if isinstance(layer, Conv):
                 o, c, k = layer.out_channels, step.shape_in[0], layer.kernel_size
-                weight = _conv_weight(params[:, step.weight], m, o, c, k)
-                bias = params[:, step.bias].reshape(m * o) if step.bias else None
+                weight = _conv_weight(params[:, step.weight.span], m, o, c, k)
+                bias = params[:, step.bias.span].reshape(m * o) if step.bias else None
                 x = _channels_last(x)
                 saved = (x, weight)
                 x = functional.conv2d(x, weight, bias, groups=1 if shared else m)
@@ -182,8 +144,8 @@ class StackedNet:
                     x = x.unflatten(1, (m, c)).permute(1, 0, 2, 3, 4).reshape(m, b, c * h * w)
             elif isinstance(layer, Linear):
                 o, f = step.shape_out[0], step.shape_in[0]
-                weight = params[:, step.weight].view(m, o, f)
-                bias = params[:, step.bias] if step.bias else None
+                weight = params[:, step.weight.span].view(m, o, f)
+                bias = params[:, step.bias.span] if step.bias else None
                 saved = (x, weight)
                 if shared:  # one dense product for all models: [n, F] @ [F, M*O]
                     out = x @ weight.reshape(m * o, f).T
@@ -199,7 +161,7 @@ class StackedNet:
                 tape.append(saved)
         return x
 
-    def _dropout_mask(self, step: _Step, dropout: Dropout, x: torch.Tensor) -> torch.Tensor:
+    def _dropout_mask(self, step: PlannedLayer, dropout: Dropout, x: torch.Tensor) -> torch.Tensor:
         """Each model's keep-mask exactly as SeededDropout draws it, moved into x's layout."""
         m = self.models
         if x.dim() == 3:  # [M, B, F]
@@ -237,9 +199,9 @@ class StackedNet:
                     [m * o] if step.bias else None, [1, 1], [0, 0], [1, 1], False, [0, 0], m,
                     [need_input, True, step.bias is not None],
                 )  # fmt: skip
-                grads[:, step.weight].view(m, o, -1, k, k).copy_(grad_w.unflatten(0, (m, o)))
+                grads[:, step.weight.span].view(m, o, -1, k, k).copy_(grad_w.unflatten(0, (m, o)))
                 if step.bias:
-                    grads[:, step.bias] = grad_b.view(m, o)
+                    grads[:, step.bias.span] = grad_b.view(m, o)
                 grad = grad_x
             elif isinstance(layer, MaxPool):
                 x, pool_index = saved
@@ -262,20 +224,13 @@ class StackedNet:
                     grad = grad.reshape(b, h, w, m * c).permute(0, 3, 1, 2)
             elif isinstance(layer, Linear):
                 x, weight = saved
-                grads[:, step.weight] = torch.bmm(grad.transpose(1, 2), x).view(m, -1)
+                grads[:, step.weight.span] = torch.bmm(grad.transpose(1, 2), x).view(m, -1)
                 if step.bias:
-                    grads[:, step.bias] = grad.sum(1)
+                    grads[:, step.bias.span] = grad.sum(1)
                 if need_input:
                     grad = torch.bmm(grad, weight)
             if not need_input:
                 break
-
-
-def layer_size(shape: tuple[int, ...]) -> int:
-    size = 1
-    for s in shape:
-        size *= s
-    return size
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -318,7 +273,7 @@ def cross_entropy_step(
 
     The gradient follows autograd's path for ``functional.cross_entropy`` (nll_loss_backward puts
     -1/B at the target, then log_softmax's backward), with the log-softmax written out (see
-    :func:`modelzoo.train.metrics.log_softmax`): equal to the reference to float32 rounding.
+    :func:`modelzoo.evaluation.log_softmax`): equal to the reference to float32 rounding.
     """
     log_probs = log_softmax(logits)
     picked = log_probs.gather(2, labels.unsqueeze(2))

@@ -5,7 +5,7 @@ epochs and stored epochs) differ only in numbers: seeds, learning rates, weight 
 dropout rates, initialisations. ``train_vectorized`` trains such a group at once: the parameters
 of its M models are the rows of one ``[M, P]`` tensor, every layer runs once for all models
 (:mod:`modelzoo.train.stacked`: grouped convolutions in channels-last memory, batched matrix
-products, a hand-written backward pass) and the optimiser (:mod:`modelzoo.train.optim`) updates
+products, a hand-written backward pass) and the optimiser (:mod:`modelzoo.optim`) updates
 the whole tensor in a few element-wise ops.
 
 Each model sees exactly what :func:`~modelzoo.train.reference.train_reference` shows it: its own
@@ -22,33 +22,25 @@ behind each choice.
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
+from ..architectures import get_architecture, plan_architecture
 from ..data import TrainingData
-from ..nets import Conv, Linear, flatten_parameters, get_architecture, trace_shapes
+from ..evaluation import SCALAR_METRICS, score_split
+from ..init import initialize
+from ..nets import flatten_parameters
+from ..optim import make_stacked_optimizer
+from ..plan import EVAL_CACHE_VALUES, EVAL_VALUES, MIN_MODELS_PER_THREAD
 from ..seeding import derive_seed, dropout_keys, epoch_order
 from ..spec import Run
-from .init import initialize
-from .metrics import SCALAR_METRICS, STATUS_DIVERGED, STATUS_OK, RunResult, score_split
-from .optim import make_stacked_optimizer
 from .reference import build_initialised_model
-from .stacked import Dropout, StackedNet, cross_entropy_step, layer_size
-
-# Evaluation runs the same examples through all M models, in chunks bounded two ways (measured,
-# docs/engine.md): on CPU the widest convolutional activation of a chunk should stay cache-sized
-# (2M values; 4x larger chunks cost 1.7x per example), and every chunk's activations and float64
-# logits must fit memory (score_split gets cheaper per example with larger chunks).
-EVAL_CACHE_VALUES = 1 << 21
-EVAL_VALUES = {"cpu": 1 << 25, "cuda": 1 << 27}
-
-# A CPU group is split across threads only into parts of at least this many models.
-MIN_MODELS_PER_THREAD = 8
+from .result import STATUS_DIVERGED, STATUS_OK, RunResult
+from .stacked import Dropout, StackedNet, cross_entropy_step
 
 # Training fields that must agree within a group (with dataset, architecture, stored epochs: the
 # shape key, except that runs with and without dropout may share a group).
@@ -99,67 +91,78 @@ def train_vectorized(
     data: TrainingData,
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
+    initial: np.ndarray | None = None,
 ) -> list[RunResult]:
     """Train ``runs`` (one shape group) together; one RunResult per run, in order.
 
-    Each result equals what ``train_reference`` returns for that run (weights within 1e-5).
-    On CPU with ``torch.get_num_threads()`` = T > 1 the group is split into up to T contiguous
-    parts trained by T threads; every part, split or not, runs with one intra-op thread (torch's
-    setting is restored afterwards): at these op sizes that is faster than intra-op parallelism,
-    does not stall when another process takes a core, and keeps results bit-identical whatever
-    the thread count. ``seconds`` is an epoch's training wall time divided by
-    the number of models trained concurrently. ``progress(n)`` is called from the calling thread
-    with the number of models of each part as the part finishes (n = len(runs) in total).
+    Each result equals what ``train_reference`` returns for that run (weights within the
+    tolerance of docs/engine.md). On CPU with ``torch.get_num_threads()`` = T > 1 the group is split
+    into up to T contiguous parts trained by T threads; every part, split or not, runs with one
+    intra-op thread (torch's setting is restored afterwards): at these op sizes that is faster
+    than intra-op parallelism, does not stall when another process takes a core, and keeps
+    results bit-identical whatever the thread count. ``seconds`` is an epoch's training wall time
+    divided by the number of models trained concurrently. ``progress(n)`` is called after every
+    trained epoch of every part with the part's model count n (from the part's thread), so a
+    caller sees model-epochs as they happen. ``initial`` (float32 ``[len(runs), P]``) replaces
+    the seeded initial weights, e.g. to fine-tune given networks.
     """
     check_group(runs)
     device = torch.device(device)
+    if initial is not None:
+        initial = np.asarray(initial, dtype=np.float32)
+        if initial.ndim != 2 or initial.shape[0] != len(runs):
+            raise ValueError(f"initial weights of shape {initial.shape}, expected [{len(runs)}, P]")
     threads = torch.get_num_threads() if device.type == "cpu" else 1
-    parts = max(1, min(threads, len(runs) // MIN_MODELS_PER_THREAD))
+    name = runs[0].architecture["name"]
+    per_thread = MIN_MODELS_PER_THREAD["cnn" if get_architecture(name).has_conv else "mlp"]
+    parts = max(1, min(threads, len(runs) // per_thread))
     bounds = [len(runs) * i // parts for i in range(parts + 1)]
-    slices = [runs[a:b] for a, b in itertools.pairwise(bounds)]
+    pieces = [(runs[a:b], None if initial is None else initial[a:b])
+              for a, b in itertools.pairwise(bounds)]  # fmt: skip
     # one intra-op thread always: some oneDNN kernels (3-channel grouped convolutions) sum in
     # another order with more threads, and a model's bits must not depend on the machine's load
     torch.set_num_threads(1)
     try:
         if parts == 1:
-            results = [_train_group(runs, data, device, len(runs))]
-            if progress is not None:
-                progress(len(runs))
-            return results[0]
+            return _train_group(runs, data, device, len(runs), progress, initial)
         with ThreadPoolExecutor(parts, thread_name_prefix="modelzoo-engine") as pool:
-            futures = {pool.submit(_train_group, part, data, device, len(runs)): i
-                       for i, part in enumerate(slices)}  # fmt: skip
-            results: list[list[RunResult]] = [[] for _ in slices]
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                if progress is not None:
-                    progress(len(results[futures[future]]))
+            futures = [pool.submit(_train_group, part, data, device, len(runs), progress, start)
+                       for part, start in pieces]  # fmt: skip
+            return [result for future in futures for result in future.result()]
     finally:
         torch.set_num_threads(threads)
-    return [result for part in results for result in part]
 
 
 def _train_group(
-    runs: list[Run], data: TrainingData, device: torch.device, concurrent: int
+    runs: list[Run],
+    data: TrainingData,
+    device: torch.device,
+    concurrent: int,
+    progress: Callable[[int], None] | None = None,
+    initial: np.ndarray | None = None,
 ) -> list[RunResult]:
     """The training loop of one stacked network (``concurrent``: models trained in parallel)."""
-    layers = get_architecture(runs[0].architecture["name"]).layers or ()
-    if len(runs) == 1 and any(isinstance(layer, Conv) for layer in layers):
+    train, k = data.train, len(data.train.classes)
+    example_shape = tuple(train.images.shape[1:])
+    plan = plan_architecture(runs[0].architecture["name"], example_shape, k)
+    if len(runs) == 1 and plan.has_conv:
         # oneDNN runs a 1-group convolution through other kernels than a grouped one; a twin
         # keeps a lone run bit-identical to the same run inside any group
-        return _train_group(runs * 2, data, device, concurrent)[:1]
+        twins = None if initial is None else np.concatenate([initial, initial])
+        tick = None if progress is None else (lambda n: progress(n // 2))
+        return _train_group(runs * 2, data, device, concurrent, tick, twins)[:1]
     m, first = len(runs), runs[0]
     training = first.training
-    train, k = data.train, len(data.train.classes)
     images, labels = train.images.to(device).flatten(1), train.labels.to(device)
-    example_shape = tuple(train.images.shape[1:])
     splits = {"train": data.train, "val": data.validation, "test": data.test}
     splits = {name: None if s is None else (s.images.to(device), s.labels.to(device))
               for name, s in splits.items()}  # fmt: skip
 
-    model = build_initialised_model(first, data)
-    net = StackedNet(first.architecture["name"], example_shape, k, training["activation"], m, model)
-    params = initial_parameters(runs, model).to(device)
+    net = StackedNet(plan, training["activation"], m)
+    if initial is None:
+        params = initial_parameters(runs, build_initialised_model(first, data)).to(device)
+    else:
+        params = torch.from_numpy(np.array(initial, dtype=np.float32)).to(device)
     grads = torch.zeros_like(params)
     optimizer = make_stacked_optimizer(params, [run.training for run in runs])
     dropout = make_dropout(runs, device)
@@ -235,6 +238,8 @@ def _train_group(
                 if not alive.any():
                     break
             record(epoch, seconds)
+            if progress is not None:
+                progress(m)
     return [
         RunResult(
             model_id=run.model_id, run_key=run.key, weights=weights[i],
@@ -256,60 +261,3 @@ def make_dropout(runs: list[Run], device: torch.device) -> Dropout | None:
         rates=torch.tensor(rates, dtype=torch.float32, device=device),
         scale=torch.tensor([1.0 - r for r in rates], dtype=torch.float32, device=device),
     )
-
-
-# --------------------------------------------------------------------------- group sizes
-
-# Models per CPU thread beyond which larger groups stop paying off (measured on a 2-core EPYC,
-# docs/engine.md): an MLP step is per-op overhead until ~1000 models, a CNN step is compute-bound
-# from ~32 models on and slows down again past ~64 (the activations leave the caches).
-CPU_MODELS_PER_THREAD = {"mlp": 1024, "cnn": 48}
-MEMORY_FRACTION = {"cpu": 0.25, "cuda": 0.5}
-
-
-ASSUMED_REMOTE_GPU_BYTES = 16 << 30
-
-
-def suggest_group_size(
-    architecture: str,
-    input_shape: tuple[int, int, int],
-    num_classes: int,
-    batch_size: int,
-    device: torch.device | str = "cpu",
-    threads: int | None = None,
-) -> int:
-    """How many runs of one shape group to hand to one ``train_vectorized`` call on ``device``.
-
-    A memory estimate per model (a training step keeps about four values per activation and
-    example, the optimiser eight per parameter) against a fraction of the free memory (CUDA: half
-    of ``mem_get_info``; CPU: a quarter of the available RAM), on CPU also capped at
-    :data:`CPU_MODELS_PER_THREAD` times ``threads`` (default ``torch.get_num_threads()``, the
-    threads the training process will use).
-    """
-    device = torch.device(device)
-    layers = get_architecture(architecture).layers
-    parameters, activations = 0, layer_size(input_shape)
-    for layer, shape_in, shape_out in trace_shapes(layers, input_shape, num_classes):
-        activations += layer_size(shape_out)
-        if isinstance(layer, Conv):
-            parameters += shape_out[0] * (shape_in[0] * layer.kernel_size**2 + layer.bias)
-        elif isinstance(layer, Linear):
-            parameters += shape_out[0] * (shape_in[0] + layer.bias)
-    per_model = 4 * (4 * batch_size * activations + 8 * parameters)
-    kind = "cuda" if device.type == "cuda" else "cpu"
-    if kind == "cuda" and torch.cuda.is_available():
-        free = torch.cuda.mem_get_info(device)[0]
-    elif kind == "cuda":  # a driver without a GPU planning for a cluster's: assume 16 GiB free
-        free = ASSUMED_REMOTE_GPU_BYTES
-    else:
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (AttributeError, ValueError, OSError):
-            free = 4 << 30
-    size = int((free * MEMORY_FRACTION[kind] - 4 * EVAL_VALUES[kind]) // per_model)
-    if kind == "cpu":
-        per_thread = CPU_MODELS_PER_THREAD[
-            "cnn" if any(isinstance(layer, Conv) for layer in layers) else "mlp"
-        ]
-        size = min(size, per_thread * (threads or torch.get_num_threads()))
-    return max(1, size)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..seeding import generator
+from .seeding import generator
 
 UNIFORM_BOUND = 0.5
 NORMAL_STD = UNIFORM_BOUND / math.sqrt(3.0)

@@ -1,6 +1,8 @@
-"""Per-epoch metrics of many models at once, and the result record a training task returns.
+"""What a zoo's stored metrics mean, computed in one place for many models at once.
 
-Metric definitions (shared by both engines, so they agree): losses are the mean cross-entropy over
+Both training engines record metrics with :func:`score_split`, and ``Zoo.evaluate`` re-measures a
+stored model with :func:`evaluate_model`, so a number in metrics.parquet has one definition.
+Definitions: losses are the mean cross-entropy over
 a split, accuracies the fraction of correct argmax predictions, ``gap`` is train accuracy minus test
 accuracy, ``f1`` the per-class F1 score on the test split (0 where a class is never predicted nor
 present). Train metrics are measured on the whole train split in eval mode after each epoch.
@@ -10,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .data import TrainingData
 
 SCALAR_METRICS = (
     "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "gap", "seconds",
 )  # fmt: skip
 EVAL_CHUNK = 1024
-
-STATUS_OK, STATUS_DIVERGED, STATUS_FAILED = "ok", "diverged", "failed"
 
 
 def log_softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -69,30 +73,28 @@ def score_split(
     return SplitScores(loss_sum / total, correct.double() / total, f1)
 
 
-@dataclass
-class RunResult:
-    """Everything one trained model contributes to the store (numpy, so it crosses processes)."""
+def evaluate_model(model: torch.nn.Module, data: TrainingData) -> dict[str, float | np.ndarray]:
+    """Every stored metric of one model (eval mode, its own device), as the engines record it."""
+    was_training = model.training
+    model.eval()
+    k = len(data.train.classes)
+    device = next(model.parameters()).device
 
-    model_id: int
-    run_key: str
-    weights: np.ndarray  # float32 [stored epochs, parameters]; NaN after divergence
-    metrics: dict[str, np.ndarray]  # SCALAR_METRICS -> float64 [stored epochs]
-    f1: np.ndarray  # float32 [stored epochs, classes]
-    status: str = STATUS_OK
-    error: str = ""
-    diverged_epoch: int = -1
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return model(x).unsqueeze(0)
 
-    @classmethod
-    def failed(
-        cls, model_id: int, run_key: str, epochs: int, params: int, classes: int, error: str
-    ):
-        nan = np.full(epochs, np.nan)
-        return cls(
-            model_id=model_id,
-            run_key=run_key,
-            weights=np.full((epochs, params), np.nan, dtype=np.float32),
-            metrics={name: nan.copy() for name in SCALAR_METRICS},
-            f1=np.full((epochs, classes), np.nan, dtype=np.float32),
-            status=STATUS_FAILED,
-            error=error,
-        )
+    def score(split):
+        if split is None:
+            return None
+        return score_split(logits, split.images.to(device), split.labels.to(device), k)
+
+    with torch.no_grad():
+        train, val, test = score(data.train), score(data.validation), score(data.test)
+    model.train(was_training)
+    nan = float("nan")
+    return {
+        "train_loss": float(train.loss[0]), "train_acc": float(train.acc[0]),
+        "val_loss": float(val.loss[0]) if val else nan, "val_acc": float(val.acc[0]) if val else nan,
+        "test_loss": float(test.loss[0]), "test_acc": float(test.acc[0]),
+        "gap": float(train.acc[0] - test.acc[0]), "f1": test.f1[0].float().cpu().numpy(),
+    }  # fmt: skip

@@ -1,0 +1,130 @@
+"""How long a plan will take on this machine: a short timed slice of one task, extrapolated.
+
+``--dry-run`` should tell a user, before anything starts, that a zoo needs minutes or days here.
+The slice trains the first task's runs (the real group, so per-model costs include the real
+vectorisation) for a few optimiser steps on a cut of the real training data and evaluates them
+once on a few hundred examples; the plan's steps and evaluated examples then scale those two
+costs up, task by task, divided by the tasks that run at once. It is an estimate: the first steps
+run cold, other processes share the machine, and evaluation costs vary with chunking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .data import DataConfig, ImageData, TrainingData, load_training_data
+from .errors import ModelZooError
+from .plan import Plan, Task
+from .spec import Run
+
+SLICE_STEPS = 12
+SLICE_EVAL_EXAMPLES = 256
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float  # the whole selected plan, wall clock on this machine
+    step_seconds: float  # one optimiser step of the timed group
+    eval_seconds_per_example: float  # one evaluated example, all models of the timed group
+    timed_models: int
+    parallel_tasks: int
+    slice_seconds: float  # what measuring took
+
+    def describe(self) -> str:
+        return (f"~{_duration(self.seconds)} on this machine (estimate: {SLICE_STEPS} steps of "
+                f"{self.timed_models} models timed at {self.step_seconds * 1e3:.1f} ms/step, "
+                f"evaluation {self.eval_seconds_per_example * 1e6:.0f} us/example, "
+                f"{self.parallel_tasks} task(s) at once)")  # fmt: skip
+
+
+def estimate_plan(plan: Plan, max_workers: int | None = None) -> Estimate:
+    """Time a slice of ``plan.tasks[0]`` here and extrapolate to every task of the plan."""
+    if not plan.tasks:
+        raise ModelZooError("nothing to estimate: the plan has no tasks")
+    started = time.perf_counter()
+    task = plan.tasks[0]
+    first = task.runs[0]
+    data = load_training_data(DataConfig.from_section(first.dataset, task.data_dir))
+    batch = int(first.training["batch_size"])
+    cut = _cut(data, SLICE_STEPS * batch, SLICE_EVAL_EXAMPLES)
+    runs = [_one_epoch(run) for run in task.runs]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, task.threads))
+    try:
+        step, per_example = _time_slice(task, runs, cut)
+    finally:
+        torch.set_num_threads(previous)
+    total = 0.0
+    for other in plan.tasks:
+        scale = len(other.runs) / len(task.runs)
+        if task.engine == "reference":
+            scale = len(other.runs)  # one model after another; the slice timed one
+        for run in other.runs[:1]:
+            steps = math.ceil(len(data.train) / run.training["batch_size"]) * run.training["epochs"]
+            examples = len(run.stored_epochs) * sum(
+                len(s) for s in (data.train, data.validation, data.test) if s is not None
+            )
+            total += scale * (steps * step + examples * per_example)
+    cores = os.cpu_count() or 1
+    slots = max(1, int(cores // max(task.threads, 1)))
+    parallel = max(1, min(len(plan.tasks), max_workers or slots))
+    return Estimate(total / parallel, step, per_example, len(task.runs), parallel,
+                    time.perf_counter() - started)  # fmt: skip
+
+
+def _time_slice(task: Task, runs: list[Run], cut: TrainingData) -> tuple[float, float]:
+    """(seconds per optimiser step, seconds per evaluated example) of the task's group."""
+    if task.engine == "reference":
+        from .train.reference import train_reference
+
+        def train(group: list[Run]) -> list:
+            return [train_reference(run, cut, task.device) for run in group]
+
+        runs = runs[:1]  # the reference trains one model after another: time one
+    else:
+        from .train.vectorized import train_vectorized
+
+        def train(group: list[Run]) -> list:
+            return train_vectorized(group, cut, task.device)
+
+        train(runs[:2])  # warm-up: the first calls pay for kernel selection and allocation
+    clock = time.perf_counter()
+    results = train(runs)
+    wall = time.perf_counter() - clock
+    concurrent = len(runs) if task.engine != "reference" else 1
+    train_seconds = float(results[0].metrics["seconds"][-1]) * concurrent
+    eval_seconds = max(wall - train_seconds, 0.0) / 2  # epochs 0 and 1 are both evaluated
+    steps = math.ceil(len(cut.train) / int(runs[0].training["batch_size"]))
+    examples = sum(len(s) for s in (cut.train, cut.validation, cut.test) if s is not None)
+    return train_seconds / steps, eval_seconds / examples
+
+
+def _one_epoch(run: Run) -> Run:
+    training = dict(run.training, epochs=1)
+    return dataclasses.replace(run, training=training, stored_epochs=(0, 1))
+
+
+def _cut(data: TrainingData, train: int, evaluate: int) -> TrainingData:
+    def first(split: ImageData | None, n: int) -> ImageData | None:
+        if split is None:
+            return None
+        return ImageData(split.images[:n], split.labels[:n], split.classes)
+
+    return TrainingData(first(data.train, train), first(data.validation, evaluate),
+                        first(data.test, evaluate))  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

@@ -1,0 +1,133 @@
+"""Reading spec files: safe YAML (no tags, no duplicate keys), bundled specs by name, and
+``--set KEY=VALUE`` overrides applied before validation."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import SpecError
+from .fields import type_name
+from .records import Spec
+from .validation import grid_target, validate
+
+# --------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe loader that refuses duplicate keys (a silent override is a classic spec bug)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a mapping key must be a plain value, got {type_name(key)}",
+                key_node.start_mark,
+            )  # fmt: skip
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def bundled_spec_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "specs"
+
+
+def list_bundled_specs() -> list[str]:
+    return sorted(p.stem for p in bundled_spec_dir().glob("*.yaml"))
+
+
+def resolve_spec_path(argument: str | Path) -> Path:
+    """A path if it exists, else a bundled spec by file name (``specs/x.yaml``, ``x.yaml``, ``x``)."""
+    path = Path(argument)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise SpecError(f"{path}: is not a file")
+    stem = path.name[: -len(".yaml")] if path.name.endswith(".yaml") else path.name
+    stem = stem[: -len(".yml")] if stem.endswith(".yml") else stem
+    candidate = bundled_spec_dir() / f"{stem}.yaml"
+    if candidate.is_file():
+        return candidate
+    raise SpecError(
+        f"{argument}: no such file, and no bundled spec named {stem!r} "
+        f"(bundled: {', '.join(list_bundled_specs())})"
+    )
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"{path}: cannot read: {error}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.constructor.ConstructorError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}" if mark else "?"
+        problem = error.problem or str(error)
+        if "could not determine a constructor" in problem:
+            problem = (
+                f"YAML tag not allowed ({problem.split('tag')[-1].strip()}); specs hold data only"
+            )
+        raise SpecError(f"{path}: {where}: {problem}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{path}: malformed YAML at {where}: {problem}") from None
+
+
+def load_spec(source: str | Path, overrides: Iterable[str] = ()) -> Spec:
+    """Load, override (``key.path=value``), validate and resolve a spec file."""
+    path = resolve_spec_path(source)
+    raw = read_yaml(path)
+    raw = apply_overrides(raw, overrides, str(path))
+    return validate(raw, str(path))
+
+
+def apply_overrides(raw: Any, overrides: Iterable[str], where: str) -> Any:
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. training.epochs=5")
+        key, _, text = item.partition("=")
+        key = key.strip()
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise SpecError(f"--set {key}: cannot parse value {text!r} as YAML") from None
+        if not isinstance(raw, dict):
+            raise SpecError(f"{where}: the spec must be a mapping")
+        if key.startswith("grid."):
+            raw.setdefault("grid", {})
+            if not isinstance(raw["grid"], dict):
+                raise SpecError(f"{where}: grid: expected a mapping")
+            grid_key = key[len("grid.") :]
+            target = grid_target(grid_key)
+            for written in list(raw["grid"]):  # replace the key in whichever spelling it has
+                if target is not None and grid_target(str(written)) == target:
+                    del raw["grid"][written]
+            raw["grid"][grid_key] = value
+            continue
+        parts = key.split(".")
+        target = raw
+        for part in parts[:-1]:
+            if not isinstance(target.get(part, {}), dict):
+                raise SpecError(f"--set {key}: {part} is not a section")
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return raw
