@@ -89,9 +89,23 @@ class Recomputed:
         return candidates, pinned
 
 
+_DATA: dict[tuple, object] = {}
+
+
+def split_data(zoo: Zoo, split: str, model_id: int):
+    """``zoo.data(split)`` for the model, loaded once per zoo unless it varies dataset keys."""
+    varies = any(column.startswith("dataset_") for column in zoo.models.columns)
+    key = (str(zoo.path), split, model_id if varies else None)
+    if key not in _DATA:
+        _DATA[key] = zoo.data(split, model_id=model_id)
+    return _DATA[key]
+
+
 def recompute(zoo: Zoo, model_id: int, epoch: int, split: str) -> Recomputed:
-    model = copy.deepcopy(zoo.model(model_id, epoch)).double()  # eval mode: no dropout
-    data = zoo.data(split, model_id=model_id)
+    model = zoo.model(model_id, epoch)
+    assert not model.training  # eval mode: dropout off, as the stored metrics were measured
+    model = copy.deepcopy(model).double()
+    data = split_data(zoo, split, model_id)
     with torch.no_grad():
         logits = model(data.images.double())
     largest = logits.max(dim=1, keepdim=True).values
