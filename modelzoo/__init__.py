@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # Exported lazily: ``import modelzoo`` (and so the CLI) stays fast; torch loads on first use.
 _EXPORTS = {"open_zoo": "zoo", "Zoo": "zoo", "ZooDataset": "dataset"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .errors import ModelZooError
 
 EXIT_USAGE = 2
@@ -219,7 +219,7 @@ def _estimate(the_plan, max_workers) -> dict:
         estimate = estimate_plan(the_plan, max_workers)
     except DataError as error:
         return {"seconds": None, "text": f"unavailable: {error}"}
-    return {"seconds": round(estimate.seconds, 1), "text": estimate.describe(),
+    return {"seconds": estimate.seconds, "text": estimate.describe(),
             "step_seconds": estimate.step_seconds,
             "eval_seconds_per_example": estimate.eval_seconds_per_example,
             "timed_models": estimate.timed_models, "parallel_tasks": estimate.parallel_tasks}  # fmt: skip

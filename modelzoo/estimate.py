@@ -50,7 +50,8 @@ def estimate_plan(plan: Plan, max_workers: int | None = None) -> Estimate:
     started = time.perf_counter()
     task = plan.tasks[0]
     first = task.runs[0]
-    data = load_training_data(DataConfig.from_section(first.dataset, task.data_dir))
+    config = DataConfig.from_section(first.dataset, task.data_dir)
+    data = load_training_data(dataclasses.replace(config, download=False))  # a dry run fetches nothing
     batch = int(first.training["batch_size"])
     cut = _cut(data, SLICE_STEPS * batch, SLICE_EVAL_EXAMPLES)
     runs = [_one_epoch(run) for run in task.runs]

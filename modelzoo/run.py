@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .devices import worker_device
 from .errors import ModelZooError, StoreError
 from .plan import Task, plan
 from .spec import Spec
@@ -79,7 +80,9 @@ class InProcessExecutor:
 
 
 def _remote_task(task: Task, board: Any) -> list[RunResult]:
-    """What a Ray worker runs: the task, reporting each epoch to the driver's progress actor."""
+    """What a Ray worker runs: the task on the GPU Ray assigned to it (if any), reporting each
+    epoch to the driver's progress actor."""
+    task = pinned(task)
     done, lock = [0], threading.Lock()
 
     def tick(n: int) -> None:
@@ -88,6 +91,14 @@ def _remote_task(task: Task, board: Any) -> list[RunResult]:
             board.set.remote(task.index, done[0])  # fire and forget
 
     return run_task(task, tick)
+
+
+def pinned(task: Task) -> Task:
+    """The task as a Ray worker runs it: on the GPU Ray assigned to this worker."""
+    import ray
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return replace(task, device=worker_device(task.device, ray.get_gpu_ids(), visible))
 
 
 class _ProgressBoard:

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
+from .._version import __version__
 from ..errors import StoreError
 from ..evaluation import SCALAR_METRICS
 from ..spec import FACTOR_COLUMNS, Run, Spec

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..data import DataConfig, TrainingData, load_training_data
-from ..devices import resolve_device
+from ..devices import deterministic_kernels, resolve_device
 from ..plan import Task
 from ..spec import Run
 from .result import RunResult
@@ -43,7 +43,8 @@ def run_task(task: Task, progress: Progress | None = None) -> list[RunResult]:
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, task.threads))
     try:
-        return _train_isolated(task, progress)
+        with deterministic_kernels(resolve_device(task.device)):
+            return _train_isolated(task, progress)
     finally:
         torch.set_num_threads(previous)
 
