@@ -35,10 +35,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from modelzoo.architectures import plan_architecture
 from modelzoo.data import ImageData, TrainingData
+from modelzoo.devices import device_kind
+from modelzoo.plan import suggest_group_size
 from modelzoo.spec import Run
 from modelzoo.train.reference import train_reference
-from modelzoo.train.vectorized import suggest_group_size, train_vectorized
+from modelzoo.train.vectorized import train_vectorized
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,9 @@ def main() -> None:
                 print(f"{'':<11} {'':>6} {base:>9.1f} {fast:>9.1f} {fast / base:>6.1f}x   "
                       f"(run {repetition + 1} of {args.repeat})", flush=True)  # fmt: skip
         base, fast = rates[ratios.index(statistics.median_low(ratios))]
-        suggested = suggest_group_size(case.architecture, case.input_shape, case.classes,
-                                       case.batch_size, args.device)  # fmt: skip
+        arch = plan_architecture(case.architecture, case.input_shape, case.classes)
+        suggested = suggest_group_size(arch, case.batch_size, device_kind(args.device),
+                                       torch.get_num_threads())  # fmt: skip
         print(f"{name:<11} {case.models:>6} {base:>9.1f} {fast:>9.1f} {fast / base:>6.1f}x   "
               f"({case.baseline_models}, {case.models}, {suggested}; {case.examples} examples, "
               f"{case.epochs} epochs)", flush=True)  # fmt: skip

@@ -1,7 +1,6 @@
 """The per-model reference trainer: a plain nn.Module and torch.optim, one model at a time.
 
-It is the oracle the vectorised engine is tested against, the engine for architectures that are not
-layer tables (ResNet-18), and ``--engine reference``. The loop reads top to bottom: initialise from
+It is the oracle the vectorised engine is tested against and ``--engine reference``. The loop reads top to bottom: initialise from
 the run's seed, record epoch 0, then for each epoch visit the training set in the run's own order,
 step the optimiser, and record weights and metrics at the stored epochs. A non-finite loss or weight
 freezes the model and marks it diverged; later stored epochs hold NaN.
