@@ -1,0 +1,263 @@
+"""The Python API: ``train_autoencoder(zoo, config)`` and ``load_autoencoder(run_dir)``, both giving
+a :class:`HyperRepresentation` that encodes raw weight vectors and decodes latents back to them.
+
+A HyperRepresentation needs only its run folder (the architecture is recorded in ``config.yaml``),
+not the zoo it was trained on: normalisation and tokenisation happen inside ``encode`` and are
+inverted inside ``decode``, so both speak the zoo's raw flat layout (``zoo.weights``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..architectures import plan_architecture
+from ..errors import ModelZooError
+from ..tokens import WeightStructure
+from . import folder
+from .config import build_config, merge, resolve
+from .data import Normalization, read_states, recorded_pairs
+from .models import build_autoencoder
+
+CHUNK = 4096
+
+
+class HyperRepresentation:
+    """A trained autoencoder with its normalisation, read from (or just written to) a run folder."""
+
+    def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
+        self.run_dir = folder.check_run_dir(Path(run_dir))
+        self.config: dict[str, Any] = folder.read_yaml(self.run_dir / folder.CONFIG)
+        zoo = self.config["zoo"]
+        self.plan = plan_architecture(
+            zoo["architecture"], tuple(zoo["input_shape"]), zoo["num_classes"]
+        )
+        self.structure = WeightStructure.of(self.plan)
+        self.device = torch.device(device)
+        self.model = build_autoencoder(self.config["model"], self.structure)
+        self.tokens = type(self.model).token_plan(self.structure, self.config["model"])
+        select = self.config["train"]["select"]
+        path = self.run_dir / (folder.BEST if select == "best" else folder.FINAL)
+        weights = folder.read_tensors(path if path.is_file() else self.run_dir / folder.FINAL)
+        own = {k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")}
+        self.model.load_state_dict(own)
+        self.model.to(self.device).eval()
+        stats = folder.read_json(self.run_dir / folder.NORMALIZATION)
+        layers = {name: (v["mean"], v["std"]) for name, v in stats["layers"].items()}
+        self.norm = Normalization.of(self.plan.layout, layers, stats["applied"])
+        self._embeddings: pd.DataFrame | None = None
+
+    @property
+    def latent(self) -> int:
+        return int(self.config["model"]["latent"])
+
+    @property
+    def parameters(self) -> int:
+        return self.plan.parameters
+
+    @property
+    def embeddings(self) -> pd.DataFrame:
+        """model_id, epoch, split, z_0..z_{L-1}: every recorded state of the zoo."""
+        if self._embeddings is None:
+            self._embeddings = pd.read_parquet(self.run_dir / folder.EMBEDDINGS)
+        return self._embeddings
+
+    @property
+    def log(self) -> pd.DataFrame:
+        return pd.read_parquet(self.run_dir / folder.LOG)
+
+    def _check(self, flat: np.ndarray) -> np.ndarray:
+        flat = np.asarray(flat, dtype=np.float32)
+        if flat.ndim != 2 or flat.shape[1] != self.parameters:
+            raise ModelZooError(
+                f"encode: expected weights [N, {self.parameters}], got {list(flat.shape)}"
+            )
+        return flat
+
+    @torch.no_grad()
+    def encode(self, flat: np.ndarray, per_token: bool = False) -> np.ndarray:
+        """Raw flat weights ``[N, P]`` -> embeddings ``[N, L]`` (``per_token``: the sequential
+        model's token latents ``[N, tokens, L]``, which is what :meth:`decode` takes for it)."""
+        flat = self._check(flat)
+        out = []
+        for start in range(0, len(flat), CHUNK):
+            part = torch.from_numpy(self.norm.apply(flat[start : start + CHUNK])).to(self.device)
+            z = self.model.encode(self.tokens.tokenize(part))
+            out.append((z if per_token else self.model.embed(z)).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.latent), np.float32)
+
+    @torch.no_grad()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Latents -> raw flat weights ``[N, P]`` in the zoo's layout (normalisation inverted)."""
+        z = np.asarray(z, dtype=np.float32)
+        sequential = self.config["model"]["name"] == "sequential"
+        expected = 3 if sequential else 2
+        if z.ndim != expected or z.shape[-1] != self.latent:
+            shape = (
+                "[N, tokens, L] token latents (encode(w, per_token=True))"
+                if sequential
+                else "[N, L]"
+            )
+            raise ModelZooError(
+                f"decode: expected {shape} with L={self.latent}, got {list(z.shape)}"
+            )
+        out = []
+        for start in range(0, len(z), CHUNK):
+            part = torch.from_numpy(z[start : start + CHUNK]).to(self.device)
+            flat = self.tokens.detokenize(self.model.decode(part)).cpu().numpy()
+            out.append(self.norm.invert(flat).astype(np.float32))
+        return np.concatenate(out) if out else np.zeros((0, self.parameters), np.float32)
+
+    def __repr__(self) -> str:
+        return (
+            f"<HyperRepresentation {self.config['model']['name']} L={self.latent} of zoo "
+            f"{self.config['zoo']['name']!r}; {self.run_dir}>"
+        )
+
+
+def load_autoencoder(run_dir: str | Path, device: str = "cpu") -> HyperRepresentation:
+    """The autoencoder of a complete ``train-ae`` run folder."""
+    return HyperRepresentation(run_dir, device)
+
+
+def zoo_record(zoo: Any, config: dict[str, Any], epochs: list[int]) -> dict[str, Any]:
+    """The ``zoo:`` mapping of config.yaml: what the run was trained on, and how it was split."""
+    return {
+        "path": str(Path(zoo.path).resolve()),
+        "name": zoo.name,
+        "spec_fingerprint": zoo.manifest.get("spec_fingerprint"),
+        "parameters": int(zoo.parameters),
+        "architecture": zoo.architecture,
+        "input_shape": [int(v) for v in zoo.input_shape],
+        "num_classes": int(zoo.num_classes),
+        "splits": list(config["data"]["splits"]),
+        "split_seed": int(config["data"]["split_seed"]),
+        "epochs": [int(e) for e in epochs],
+    }
+
+
+def train_autoencoder(
+    zoo: Any,
+    config: dict[str, Any] | None = None,
+    *,
+    preset: str | None = None,
+    out: str | Path | None = None,
+    progress: bool = False,
+) -> HyperRepresentation:
+    """Train an autoencoder on ``zoo`` (a Zoo or its folder) and write the run folder ``out``
+    (default: a new temporary folder). ``config`` is a nested mapping over the defaults (and over
+    ``preset``); an interrupted run with the same config and ``out`` is resumed."""
+    from ..zoo import open_zoo
+
+    resolved = build_config(preset)
+    if config:
+        resolved = resolve(merge(resolved, config, "config"), "config")
+    if not hasattr(zoo, "weights"):
+        zoo = open_zoo(zoo)
+    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="modelzoo-ae-")) / "run"
+    return run_training(zoo, resolved, out, preset=preset, progress=progress)
+
+
+def run_training(
+    zoo: Any, config: dict[str, Any], out: Path, preset: str | None, progress: bool
+) -> HyperRepresentation:
+    """Validate everything, then train into ``out.partial`` and rename it to ``out``."""
+    from ..devices import check_device_here, resolve_device
+    from .data import epoch_window
+    from .train import Trainer
+
+    if out.exists():
+        raise ModelZooError(
+            f"--out {out}: already exists; choose a new folder (a finished run "
+            "is never overwritten)"
+        )
+    check_device_here(resolve_device(config["train"]["device"]))
+    epochs = epoch_window(zoo, config["data"]["epochs"])
+    record = {
+        "format": folder.FORMAT,
+        "preset": preset,
+        **config,
+        "zoo": zoo_record(zoo, config, epochs),
+    }
+    work = folder.partial_dir(out)
+    trainer = Trainer(zoo, config, work)
+    resumed = False
+    if work.exists():
+        previous = (
+            folder.read_yaml(work / folder.CONFIG) if (work / folder.CONFIG).is_file() else {}
+        )
+        if _comparable(previous) != _comparable(record):
+            key = next(
+                (k for k in _flat(record) if _flat(previous).get(k) != _flat(record)[k]), "?"
+            )
+            raise ModelZooError(
+                f"{work}: an interrupted run with a different config ({key}: "
+                f"{_flat(previous).get(key)!r} there, {_flat(record).get(key)!r} "
+                "now); delete it or choose another --out"
+            )
+        resumed = trainer.resume()
+    else:
+        work.mkdir(parents=True)
+        folder.write_yaml(work / folder.CONFIG, record)
+        folder.write_json(work / folder.NORMALIZATION, trainer.norm.as_json())
+    trainer.resumed = resumed
+    if trainer.epoch < trainer.epochs:
+        trainer.run(progress=progress)
+    finish(trainer, zoo, work)
+    work.rename(out)
+    return HyperRepresentation(out, config["train"]["device"])
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        f"{s}.{k}": v
+        for s, keys in record.items()
+        if isinstance(keys, dict)
+        for k, v in keys.items()
+    }
+
+
+def _comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """What must agree for a resume (the device may differ only in the run's own record)."""
+    flat = _flat(record)
+    flat.pop("zoo.path", None)
+    return flat
+
+
+def finish(trainer: Any, zoo: Any, work: Path) -> None:
+    """Embeddings of every recorded state of the zoo, and the curves."""
+    log = pd.DataFrame(trainer.log)
+    folder.curves(work / folder.CURVES, log)
+    config = trainer.config
+    select = config["train"]["select"]
+    path = work / (
+        folder.BEST if select == "best" and (work / folder.BEST).is_file() else folder.FINAL
+    )
+    weights = folder.read_tensors(path)
+    trainer.modules.load_state_dict(weights)
+    trainer.modules.eval()
+    split_of = {}
+    for name, ids in zoo.split(config["data"]["splits"], config["data"]["split_seed"]).items():
+        split_of.update(dict.fromkeys(ids.tolist(), name))
+    pairs = recorded_pairs(zoo, zoo.model_ids, zoo.epochs)
+    rows = []
+    for start in range(0, len(pairs), CHUNK):
+        part = pairs.iloc[start : start + CHUNK].reset_index(drop=True)
+        raw = read_states(zoo, part)
+        finite = np.isfinite(raw).all(axis=1)
+        part, raw = part[finite].reset_index(drop=True), raw[finite]
+        with torch.no_grad():
+            flat = torch.from_numpy(trainer.norm.apply(raw)).to(trainer.device)
+            z = trainer.model.embed(trainer.model.encode(trainer.plan.tokenize(flat))).cpu().numpy()
+        frame = pd.DataFrame(z, columns=[f"z_{i}" for i in range(z.shape[1])])
+        frame.insert(0, "split", [split_of.get(int(m), "none") for m in part["model_id"]])
+        frame.insert(0, "epoch", part["epoch"].to_numpy(dtype=np.int64))
+        frame.insert(0, "model_id", part["model_id"].to_numpy(dtype=np.int64))
+        rows.append(frame)
+    embeddings = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    folder.write_parquet(work / folder.EMBEDDINGS, embeddings)

@@ -1,0 +1,98 @@
+"""``modelzoo train-ae``: train a hyper-representation on a zoo and write its run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("train-ae")
+@click.argument("zoo", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--preset",
+    default=None,
+    metavar="NAME",
+    help="A row of the papers' tables (see --list-presets). Default: modelzoo's "
+    "defaults (AttN+t, EcD).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="YAML file with any of the sections model, projection, loss, data, augment, "
+    "train (over the preset).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one key, e.g. --set loss.gamma=0.2 (repeatable; over --config).",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (train.epochs)."
+)
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (train.device).")
+@click.option(
+    "--data-dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Image files for the behavioural loss's queries (data.data_dir), e.g. "
+    "../shared/data/mnist.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run folder to create (must not exist; an interrupted run of the same "
+    "command resumes from OUT.partial).",
+)
+@click.option("--list-presets", is_flag=True, help="Print the presets with their sources.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_ae(
+    zoo, preset, config_file, overrides, epochs, device, data_dir, out, list_presets, quiet
+) -> None:
+    """Train an autoencoder on the weights of ZOO (the 2021/2022/2025 hyper-representation
+    papers) and write a run folder: config.yaml, weights (safetensors), normalization.json,
+    log.parquet, curves.png and embeddings.parquet (one row per stored model-epoch).
+
+    \b
+    Examples:
+      modelzoo train-ae --list-presets
+      modelzoo train-ae storage/tetris_seed --preset ecd --out runs/tetris-ecd
+      modelzoo train-ae storage/tetris_seed --preset ed --epochs 50 \\
+          --set train.lr=1e-3 --set data.epochs=[0,25,50,75] --out runs/tetris-ed
+      modelzoo train-ae storage/mnist_seed --preset lc+ls+lb --device cuda \\
+          --set data.epochs=null --data-dir ../shared/data/mnist --out runs/mnist-b
+
+    Interrupted (Ctrl-C, kill -9)? Rerun the same command: it resumes from OUT.partial and ends
+    with the weights an uninterrupted run has. See docs/hyperrep.md.
+    """
+    from ..errors import ModelZooError
+
+    if list_presets:
+        from .presets import PRESETS
+
+        width = max(len(name) for name in PRESETS)
+        for name, entry in PRESETS.items():
+            click.echo(f"{name:<{width}}  {entry.source}")
+        return
+    if zoo is None:
+        raise ModelZooError("train-ae: missing ZOO (a zoo folder); see modelzoo train-ae --help")
+    if out is None:
+        raise ModelZooError("train-ae: missing --out DIR (the run folder to create)")
+    from ..zoo import open_zoo
+    from .api import run_training
+    from .config import build_config
+
+    extra = [f"data.data_dir={data_dir}"] if data_dir is not None else []
+    config = build_config(preset, config_file, [*overrides, *extra], epochs=epochs, device=device)
+    rep = run_training(open_zoo(zoo), config, out, preset=preset, progress=not quiet)
+    log = rep.log.iloc[-1]
+    click.echo(
+        f"{out}: {rep.config['model']['name']} L={rep.latent}, {int(log['epoch'])} "
+        f"epochs; test R^2 {log.get('r2_test', float('nan')):.3f}; embeddings of "
+        f"{len(rep.embeddings)} model-epochs"
+    )

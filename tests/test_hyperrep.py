@@ -1,0 +1,206 @@
+"""train-ae end to end on a tiny zoo: learning, the run folder contract, resume after kill -9,
+the behavioural loss, and the CLI's one-line errors. Sizes are tiny so the file runs in seconds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from safetensors.torch import load_file
+from test_zoo_helpers import digits_zoo, seed_zoo
+
+from modelzoo import open_zoo
+from modelzoo.cli import main
+from modelzoo.hyperrep import list_presets, load_autoencoder, train_autoencoder
+from modelzoo.hyperrep.config import build_config
+from modelzoo.hyperrep.train import FAULT_ENV, Trainer
+
+TINY = {
+    "model": {"d_model": 16, "heads": 2, "ff_dim": 32, "latent": 8, "dropout": 0.1},
+    "projection": {"layers": 2, "hidden": 16, "out": 8},
+    "data": {"splits": [0.5, 0.25, 0.25]},
+    "train": {"epochs": 6, "batch_size": 8, "lr": 3e-3, "warmup": 0.1, "checkpoint_every": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ae") / "ecd"
+    train_autoencoder(seed_zoo(), TINY, preset="ecd", out=out)
+    return out
+
+
+def test_training_learns_and_writes_the_run_folder(run):
+    rep = load_autoencoder(run)
+    log = rep.log
+    assert list(log["epoch"]) == list(range(1, 7))
+    assert log["train_loss"].iloc[-1] < log["train_loss"].iloc[0]  # loss falls
+    assert log["r2_train"].iloc[-1] > log["r2_train"].iloc[0]  # reconstruction improves
+    for column in ("train_contrast", "train_structural", "val_loss", "r2_val", "r2_test",
+                   "r2_test_fc1", "r2_test_fc2", "paper_r2_test", "lr", "seconds"):  # fmt: skip
+        assert column in log and log[column].notna().all(), column
+    for name in ("config.yaml", "normalization.json", "final.safetensors", "best.safetensors",
+                 "checkpoints/epoch_0003.safetensors", "checkpoints/epoch_0006.safetensors",
+                 "state.safetensors", "state.json", "log.parquet", "curves.png",
+                 "embeddings.parquet"):  # fmt: skip
+        assert (run / name).is_file(), name
+    assert not (run.parent / "ecd.partial").exists()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    zoo = open_zoo(seed_zoo())
+    assert config["preset"] == "ecd" and config["model"]["d_model"] == 16
+    assert config["zoo"]["spec_fingerprint"] == zoo.manifest["spec_fingerprint"]
+    assert config["zoo"]["parameters"] == 100 and config["zoo"]["splits"] == [0.5, 0.25, 0.25]
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_embeddings_cover_every_recorded_state_with_the_zoos_splits(run):
+    zoo = open_zoo(seed_zoo())
+    rep = load_autoencoder(run)
+    frame = rep.embeddings
+    metrics = zoo.metrics
+    assert len(frame) == len(metrics) == len(zoo) * len(zoo.epochs)
+    assert set(zip(frame["model_id"], frame["epoch"])) == set(zip(metrics["model_id"], metrics["epoch"]))
+    parts = zoo.split([0.5, 0.25, 0.25], 0)
+    for split, ids in parts.items():
+        assert set(frame.loc[frame["split"] == split, "model_id"]) == set(ids.tolist())
+    columns = [f"z_{i}" for i in range(8)]
+    assert list(frame.columns) == ["model_id", "epoch", "split", *columns]
+    row = frame[(frame["model_id"] == 3) & (frame["epoch"] == 2)]
+    z = rep.encode(zoo.weights([3], [2])[:, 0])  # encode(): raw weights in, normalised inside
+    assert np.allclose(z, row[columns].to_numpy(), atol=1e-6)
+    decoded = rep.decode(z)
+    assert decoded.shape == (1, 100) and np.isfinite(decoded).all()
+
+
+def test_decode_inverts_the_normalisation():
+    """decode(encode(w)) equals the trainer's own reconstruction mapped back to raw weights."""
+    zoo = open_zoo(seed_zoo())
+    config = build_config("ecd", overrides=[f"{s}.{k}={v}" for s, keys in TINY.items()
+                                            for k, v in keys.items()])  # fmt: skip
+    trainer = Trainer(zoo, config, Path("unused"))
+    split = trainer.splits["test"]
+    own = trainer.norm.invert(trainer.reconstruct(split.flat).numpy())
+    raw = trainer.norm.invert(split.flat.numpy())
+    tokens = trainer.plan.tokenize(torch.from_numpy(trainer.norm.apply(raw)))
+    with torch.no_grad():
+        again = trainer.plan.detokenize(trainer.model.decode(trainer.model.encode(tokens)))
+    assert np.allclose(trainer.norm.invert(again.numpy()), own, atol=1e-5)
+    assert trainer.norm.normalized and not np.allclose(trainer.norm.scale, 1.0)
+
+
+def test_resume_after_kill_ends_with_the_same_weights(tmp_path, run):
+    """kill -9 in the middle of epoch 4 (after epoch 3's resume state), rerun: bit-equal weights."""
+    out = tmp_path / "killed"
+    script = (
+        "import sys, torch; torch.set_num_threads(int(sys.argv[3]))\n"
+        "from modelzoo.hyperrep import train_autoencoder\n"
+        f"train_autoencoder(sys.argv[1], {TINY!r}, preset='ecd', out=sys.argv[2])\n"
+    )
+    env = {**os.environ, FAULT_ENV: "4:1"}
+    args = [str(seed_zoo()), str(out), str(torch.get_num_threads())]
+    done = subprocess.run([sys.executable, "-c", script, *args],
+                          env=env, capture_output=True, cwd=Path(__file__).parent)  # fmt: skip
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    partial = tmp_path / "killed.partial"
+    state = yaml.safe_load((partial / "state.json").read_text())
+    assert state["epoch"] == 3 and not out.exists()
+    train_autoencoder(seed_zoo(), TINY, preset="ecd", out=out)  # the same call resumes
+    for name in ("final.safetensors", "best.safetensors", "checkpoints/epoch_0006.safetensors"):
+        mine, theirs = load_file(out / name), load_file(run / name)
+        assert mine.keys() == theirs.keys()
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine), name
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "log.parquet").drop(columns="seconds"),
+                                  pd.read_parquet(run / "log.parquet").drop(columns="seconds"))  # fmt: skip
+
+
+def test_behavioural_loss_is_zero_for_a_perfect_reconstruction_and_reaches_the_decoder():
+    zoo = open_zoo(digits_zoo())
+    config = build_config(overrides=["model.d_model=16", "model.ff_dim=16", "model.latent=8",
+                                     "loss.gamma=0", "loss.beta=0", "loss.query_count=32",
+                                     "augment.erase=0", "data.splits=[0.5,0.25,0.25]"])  # fmt: skip
+    trainer = Trainer(zoo, config, Path("unused"))
+    split = trainer.splits["train"]
+    rows = np.arange(len(split))
+    y = split.flat[torch.from_numpy(rows)]
+    perfect = trainer.behaviour(trainer.plan.tokenize(y), y, split, rows, 1, 0)
+    assert float(perfect) == 0.0
+    trainer.modules.train()
+    terms = trainer.losses(split, rows, 1, 0)
+    assert float(terms["behaviour"]) > 0 and float(terms["loss"]) == float(terms["behaviour"])
+    terms["loss"].backward()
+    grads = [p.grad for p in trainer.model.decoder.parameters()]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_sequential_model_trains_in_windows(tmp_path):
+    settings = {"model": {"d_model": 16, "heads": 2, "ff_dim": 16, "latent": 4, "blocks": 1,
+                          "token_size": 9, "window": 3},
+                "data": {"epochs": None, "splits": [0.5, 0.25, 0.25]},
+                "train": {"epochs": 2, "batch_size": 4}}  # fmt: skip
+    rep = train_autoencoder(digits_zoo(), settings, preset="lc+ls", out=tmp_path / "seq")
+    zoo = open_zoo(digits_zoo())
+    w = zoo.weights(epochs=zoo.epochs[-1])
+    tokens = rep.encode(w, per_token=True)
+    assert tokens.shape[0] == len(w) and tokens.shape[2] == 4
+    assert np.allclose(rep.encode(w), tokens.mean(axis=1), atol=1e-6)  # embedding = mean
+    assert rep.decode(tokens).shape == w.shape
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(main, ["train-ae", *args])
+
+
+def test_cli_lists_presets_with_their_sources():
+    result = _cli("--list-presets")
+    assert result.exit_code == 0
+    for name in list_presets():
+        assert any(line.split()[0] == name and "paper" in line for line in result.output.splitlines())
+    assert len(list_presets()) == 14
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--preset", "edd"], "unknown preset 'edd'; choose one of: ed, ec, ecd"),
+        (["--set", "loss.contrast=simclr"], "--set: loss.contrast: unknown value 'simclr'; choose one of: ntxent, positive"),
+        (["--set", "loss.gama=0.1"], "unknown key 'loss.gama'; keys of loss:"),
+        (["--set", "model.name=vae"], "unknown autoencoder 'vae'; choose one of: attention, feedforward, sequential"),
+        (["--set", "model.heads=3"], "model.heads: 3 does not divide model.d_model 128"),
+        (["--set", "data.epochs=[99]"], "data.epochs: epoch(s) [99] are not stored"),
+        (["--set", "train.batch_size=1"], "train.batch_size: expected an integer >= 2"),
+        (["--device", "gpu"], "--device: expected cpu, cuda or cuda:N"),
+    ],
+)
+def test_bad_configs_give_one_line_and_write_nothing(tmp_path, args, message):
+    out = tmp_path / "run"
+    result = _cli(str(seed_zoo()), *args, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "ae.yaml"
+    path.write_text("loss:\n  gamma: 2\n")
+    result = _cli(str(seed_zoo()), "--config", str(path), "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2 and f"{path}: loss.gamma: expected a number in [0.0, 1.0]" in result.output
+
+
+def test_cli_trains_and_refuses_an_existing_run(tmp_path, run):
+    out = tmp_path / "cli"
+    args = [str(seed_zoo()), "--preset", "ed", "--epochs", "1", "--quiet", "--out", str(out),
+            "--set", "model.d_model=8", "--set", "model.ff_dim=8", "--set", "train.batch_size=16"]  # fmt: skip
+    result = _cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "test R^2" in result.output and (out / "embeddings.parquet").is_file()
+    again = _cli(*args)
+    assert again.exit_code == 2 and "already exists" in again.output
