@@ -204,3 +204,36 @@ def test_cli_trains_and_refuses_an_existing_run(tmp_path, run):
     assert "test R^2" in result.output and (out / "embeddings.parquet").is_file()
     again = _cli(*args)
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_exponent_numbers_are_numbers_in_set_and_in_config_files(tmp_path):
+    """PyYAML reads "1e-3" as a string; the config reads it as the number the user meant."""
+    path = tmp_path / "ae.yaml"
+    path.write_text("train:\n  lr: 1e-3\n  weight_decay: 3E-9\n")
+    config = build_config("ed", path, ["loss.temperature=5e-2"])
+    assert config["train"]["lr"] == 0.001 and config["train"]["weight_decay"] == 3e-9
+    assert config["loss"]["temperature"] == 0.05
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: ["/nonexistent/zoo", "--out", str(tmp / "run")], "/nonexistent/zoo"),
+        (lambda tmp: [str(seed_zoo()), "--config", str(tmp / "missing.yaml"), "--out", str(tmp / "run")],
+         "missing.yaml: cannot read"),
+        (lambda tmp: [str(seed_zoo())], "missing --out"),
+    ],
+)  # fmt: skip
+def test_missing_inputs_give_one_line(tmp_path, make, message):
+    result = _cli(*make(tmp_path))
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_load_autoencoder_of_an_incomplete_folder_is_one_error(tmp_path):
+    from modelzoo.errors import ModelZooError
+
+    with pytest.raises(ModelZooError, match="not a train-ae run folder: missing config.yaml"):
+        load_autoencoder(tmp_path)

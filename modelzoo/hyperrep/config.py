@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,17 @@ import yaml
 from ..errors import ModelZooError
 
 SECTIONS = ("model", "projection", "loss", "data", "augment", "train")
+# YAML 1.1 (PyYAML) reads "1e-3" (no dot) as a string; such values are numbers here.
+_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _numeric(value: Any) -> Any:
+    """``"1e-3"`` -> ``0.001`` (also inside lists); everything else unchanged."""
+    if isinstance(value, str) and _EXPONENT.match(value.strip()):
+        return float(value)
+    if isinstance(value, list):
+        return [_numeric(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -262,7 +274,7 @@ def merge(
                 raise ModelZooError(
                     f"{source}: unknown key {key!r}; keys of {section}: {', '.join(known)}"
                 )
-            merged.setdefault(section, {})[name] = copy.deepcopy(value)
+            merged.setdefault(section, {})[name] = _numeric(copy.deepcopy(value))
             if origins is not None:
                 origins[key] = source
     return merged
