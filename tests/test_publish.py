@@ -246,3 +246,26 @@ def test_cli_refuses_bad_input_with_one_line(env, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
     result = runner.invoke(group, ["report", str(env["source"]), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0 and (tmp_path / "r" / "report.md").is_file()
+
+
+@needs_hooks
+def test_reading_a_published_zoo_writes_nothing_into_it(env):
+    from modelzoo.dataset import ZooDataset
+    from modelzoo.zoo import open_zoo
+
+    folder = env["folder"]
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    zoo = open_zoo(folder)
+    dataset = ZooDataset(zoo, "train", normalize=True)
+    assert len(dataset) > 0
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
+    cached = list((Path(os.environ[published.CACHE_ENV]) / "zoos").rglob("normalization.json"))
+    assert len(cached) == 1
+    # the cached statistics are the per-layer mean of the train models' weights (numpy)
+    entry = next(iter(json.loads(cached[0].read_text())["entries"].values()))
+    layer, stats = next(iter(entry["layers"].items()))
+    slots = [s for s in zoo.layout if s.name.rsplit(".", 1)[0] == layer]
+    ids = zoo.split()["train"]
+    values = np.concatenate([zoo.weights(ids)[:, :, s.offset : s.offset + s.size].reshape(-1)
+                             for s in slots])  # fmt: skip
+    assert stats["mean"] == pytest.approx(float(values.astype(np.float64).mean()), rel=1e-9)

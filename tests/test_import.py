@@ -1,0 +1,205 @@
+"""Import of other zoos' layouts, from fixtures written here in the real on-disk formats.
+
+Ray Tune itself does not import here (ray.train needs pydantic, not installed), so the Ray Tune
+experiment is written byte for byte as Tune and the Model Zoos generators lay it out: one trial
+folder per model with params.json, result.json (JSON lines, line 0 the untrained model, Tune's
+bookkeeping keys beside the metrics), checkpoint_XXXXXX/checkpoints (torch.save of the state
+dict) and Ray's params.pkl, which here is a pickle that would create a file if anyone unpickled it.
+Models are trained with plain torch; their accuracy is measured with plain torch, and the imported
+zoo must give back the same weights and, through zoo.model(...), the same test accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+EPOCHS = 2
+
+
+def _data():
+    from modelzoo.data import DataConfig, load_training_data
+
+    return load_training_data(DataConfig.from_section({"name": "digits"}))
+
+
+def _accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((net.eval()(images).argmax(1) == labels).float().mean())
+
+
+def _train(seed: int, data):
+    """A cnn_tiny on digits with plain torch SGD: its state dict and accuracy after each epoch."""
+    from modelzoo.nets import build_model
+
+    torch.manual_seed(seed)
+    shape, classes = tuple(data.train.images.shape[1:]), 10
+    net = build_model("cnn_tiny", shape, classes, activation="tanh")
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.1)
+    history, train = [], len(data.train.labels) // 3  # a third of the train split keeps it fast
+    for epoch in range(EPOCHS + 1):
+        if epoch:
+            net.train()
+            order = torch.randperm(
+                train, generator=torch.Generator().manual_seed(seed * 100 + epoch)
+            )
+            for start in range(0, len(order), 32):
+                batch = order[start : start + 32]
+                optimiser.zero_grad()
+                loss = torch.nn.functional.cross_entropy(
+                    net(data.train.images[batch]), data.train.labels[batch]
+                )
+                loss.backward()
+                optimiser.step()
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        record = {"epoch": epoch, "train_acc": _accuracy(net, data.train.images, data.train.labels),
+                  "test_acc": _accuracy(net, data.test.images, data.test.labels)}  # fmt: skip
+        history.append((state, record))
+    return history
+
+
+class _Trap:
+    def __reduce__(self):
+        return (Path.write_text, (Path(os.environ["PUB_TRAP"]), "unpickled!"))
+
+
+@pytest.fixture(scope="module")
+def ray_experiment(tmp_path_factory):
+    root = tmp_path_factory.mktemp("raytune")
+    os.environ["PUB_TRAP"] = str(root / "TRAPPED")
+    data = _data()
+    experiment = root / "experiment"
+    truth = {}
+    for trial_index, seed in enumerate((11, 12, 13)):
+        trial = (
+            experiment / f"NN_tune_trainable_{trial_index:05d}_{trial_index}_seed={seed}_2026-12-02"
+        )
+        trial.mkdir(parents=True)
+        params = {"model::type": "cnn_tiny", "model::nlin": "tanh", "model::dropout": 0.0,
+                  "optim::optimizer": "sgd", "optim::lr": 0.1, "seed": seed,
+                  "training::batchsize": 32, "training::epochs_train": EPOCHS}  # fmt: skip
+        (trial / "params.json").write_text(json.dumps(params, indent=2))
+        (trial / "params.pkl").write_bytes(pickle.dumps(_Trap()))
+        history = _train(seed, data)
+        lines = []
+        for state, record in history:
+            e = record["epoch"]
+            folder = trial / f"checkpoint_{e:06d}"
+            folder.mkdir()
+            torch.save(state, folder / "checkpoints")
+            (folder / ".is_checkpoint").write_text("")
+            lines.append(json.dumps({**record, "training_iteration": e + 1, "trial_id": f"{trial_index:05d}",
+                                     "time_this_iter_s": 0.1, "done": e == EPOCHS}))  # fmt: skip
+        (trial / "result.json").write_text("\n".join(lines) + "\n")
+        truth[seed] = history
+    broken = (
+        experiment
+        / "NN_tune_trainable_00002_2_seed=13_2026-12-02"
+        / "checkpoint_000001"
+        / "checkpoints"
+    )
+    broken.write_bytes(b"not a torch file")
+    out = root / "imported"
+    from modelzoo.publish.importers.ray_tune import import_ray_tune
+
+    import_ray_tune(experiment, out, "digits", None)
+    return {"root": root, "out": out, "truth": truth, "data": data}
+
+
+def test_ray_tune_import_keeps_every_number(ray_experiment):
+    from modelzoo.zoo import open_zoo
+
+    zoo = open_zoo(ray_experiment["out"])
+    assert zoo.architecture == "cnn_tiny"  # matched by the state dict's shapes
+    assert zoo.epochs == list(range(EPOCHS + 1))
+    models = zoo.models.set_index("seed")
+    assert models.loc[13, "status"] == "failed" and "checkpoint_000001" in models.loc[13, "error"]
+    assert set(models.loc[[11, 12], "status"]) == {"ok"}
+    assert models.loc[11, "model_type"] == "cnn_tiny" and models.loc[11, "lr"] == 0.1
+    data = ray_experiment["data"]
+    for seed in (11, 12):
+        model_id = int(models.loc[seed, "model_id"])
+        for state, record in ray_experiment["truth"][seed]:
+            epoch = record["epoch"]
+            flat = np.concatenate([v.numpy().ravel() for v in state.values()])
+            np.testing.assert_array_equal(zoo.weights(model_id, epoch), flat)
+            net = zoo.model(model_id, epoch)
+            assert _accuracy(net, data.test.images, data.test.labels) == record["test_acc"]
+            row = zoo.metrics.query(f"model_id == {model_id} and epoch == {epoch}").iloc[0]
+            assert row["test_acc"] == record["test_acc"]
+            assert row["train_acc"] == record["train_acc"]
+    assert not (ray_experiment["root"] / "TRAPPED").exists()  # params.pkl never unpickled
+
+
+def test_ray_tune_import_verifies(ray_experiment):
+    from modelzoo.store.verify import verify_zoo
+
+    report = verify_zoo(ray_experiment["out"])
+    assert report.ok, report.problems
+
+
+def test_state_dicts_import(tmp_path):
+    from safetensors.torch import save_file
+
+    from modelzoo.publish.importers.state_dicts import import_state_dicts
+    from modelzoo.zoo import open_zoo
+
+    data = _data()
+    rows, truth = [], {}
+    for name, seed in (("a", 1), ("b", 2)):
+        history = _train(seed, data)[::EPOCHS]  # epochs 0 and EPOCHS
+        truth[name] = history
+        for state, record in history:
+            file = f"{name}_{record['epoch']}" + (".safetensors" if name == "a" else ".pt")
+            if name == "a":
+                save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / file))
+            else:
+                torch.save(state, tmp_path / file)
+            rows.append({"file": file, "model": name, "epoch": record["epoch"], "seed": seed,
+                         "test_acc": record["test_acc"], "width": 8})  # fmt: skip
+    rows.append(
+        {"file": "missing.pt", "model": "c", "epoch": 0, "seed": 3, "test_acc": 0.5, "width": 4}
+    )
+    pd.DataFrame(rows).to_csv(tmp_path / "properties.csv", index=False)
+    out = import_state_dicts(tmp_path, tmp_path / "out" / "sd_zoo", "digits", "cnn_tiny")
+    zoo = open_zoo(out)
+    models = zoo.models.set_index("seed")
+    assert models.loc[3, "status"] == "failed" and "missing.pt" in models.loc[3, "error"]
+    assert models.loc[1, "width"] == 8
+    for name, seed in (("a", 1), ("b", 2)):
+        model_id = int(models.loc[seed, "model_id"])
+        for state, record in truth[name]:
+            flat = np.concatenate([v.numpy().ravel() for v in state.values()])
+            np.testing.assert_array_equal(zoo.weights(model_id, record["epoch"]), flat)
+            net = zoo.model(model_id, record["epoch"])
+            assert _accuracy(net, data.test.images, data.test.labels) == record["test_acc"]
+
+
+def test_import_cli_bad_input(tmp_path, ray_experiment):
+    from modelzoo.cli import ZooGroup
+    from modelzoo.publish.cli import import_zoo
+
+    group = ZooGroup(commands={"import": import_zoo})
+    runner = CliRunner()
+    cases = [
+        [str(tmp_path / "none"), "--from", "ray-tune", "--dataset", "digits", "--out", str(tmp_path / "o")],
+        [str(tmp_path), "--from", "state-dicts", "--dataset", "digits", "--out", str(tmp_path / "o")],
+        [str(ray_experiment["root"] / "experiment"), "--from", "ray-tune", "--dataset", "digits",
+         "--out", str(ray_experiment["out"])],  # exists
+        [str(ray_experiment["root"] / "experiment"), "--from", "ray-tune", "--dataset", "mnist",
+         "--out", str(tmp_path / "o")],  # no architecture with these shapes on mnist
+    ]  # fmt: skip
+    for args in cases:
+        result = runner.invoke(group, ["import", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.count("\n") == 1 and result.output.startswith("error: "), result.output
+    assert not (tmp_path / "o").exists()
