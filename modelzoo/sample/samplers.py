@@ -1,0 +1,225 @@
+"""Samplers: new embeddings drawn around a train-ae run's anchors (its train-split embeddings).
+
+Every sampler is one decorated function ``fn(anchors [A, L], accuracy [A], n, seed, **options)
+-> [n, L]`` in a registry (``list_samplers``, ``get_sampler``), so a new method is one small
+function and an unknown name gets an error listing the valid ones. All randomness comes from
+``seed``. The methods and their papers (docs/sample.md):
+
+- ``uniform`` (S_U, seed 003): uniform in the anchors' per-dimension range (the tanh box).
+- ``kde`` / ``kde30`` (S_KDE, seed 003): a Gaussian KDE per latent dimension over all anchors /
+  the anchors of the best 30% models by test accuracy; each dimension is drawn independently.
+- ``counterfactual`` (S_C, seed 003): candidates uniform in the box, keeping the n of lowest
+  density under that per-dimension KDE.
+- ``neigh`` / ``neigh30`` (S_Neigh, seed 003): a 3-D UMAP of the anchors, uniform in its
+  bounding box, mapped back with UMAP's inverse transform.
+- ``gan`` / ``gan30`` (S_GAN, seed 003 Appendix E.2): a latent GAN trained on the anchors.
+- ``pca-kde`` (seed 004): PCA of the anchors, per-component KDE in PCA space, mapped back.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelZooError
+
+Sampler = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class SamplerInfo:
+    name: str
+    fn: Sampler
+    paper: str
+    top: float | None  # fraction of anchors kept by accuracy (kde30, neigh30, gan30), else None
+    options: dict[str, Any] = field(default_factory=dict)  # option -> default
+
+
+SAMPLERS: dict[str, SamplerInfo] = {}
+
+
+def register_sampler(name: str, paper: str, top: float | None = None, **options: Any):
+    """Decorator: add ``fn`` to the registry under ``name`` with its option defaults."""
+
+    def add(fn: Sampler) -> Sampler:
+        SAMPLERS[name] = SamplerInfo(name, fn, paper, top, options)
+        return fn
+
+    return add
+
+
+def list_samplers() -> list[str]:
+    return list(SAMPLERS)
+
+
+def get_sampler(name: str) -> SamplerInfo:
+    if name not in SAMPLERS:
+        raise ModelZooError(f"--method: unknown sampler {name!r}; choose one of: "
+                            f"{', '.join(SAMPLERS)}, all")  # fmt: skip
+    return SAMPLERS[name]
+
+
+def draw(name: str, anchors: np.ndarray, accuracy: np.ndarray, n: int, seed: int,
+         **options: Any) -> np.ndarray:  # fmt: skip
+    """``n`` embeddings from sampler ``name`` (float32 ``[n, L]``); options unknown to it are
+    refused, missing ones take the registry's defaults."""
+    info = get_sampler(name)
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        raise ModelZooError(f"sampler {name}: unknown option {unknown[0]!r}; valid: "
+                            f"{', '.join(info.options) or 'none'}")  # fmt: skip
+    anchors = np.asarray(anchors, dtype=np.float64)
+    accuracy = np.asarray(accuracy, dtype=np.float64)
+    if anchors.ndim != 2 or len(anchors) != len(accuracy):
+        raise ModelZooError(f"sampler {name}: anchors must be [A, L] with one accuracy each")
+    if info.top is not None:
+        anchors = top_fraction(anchors, accuracy, info.top)
+    if len(anchors) < 2:
+        raise ModelZooError(f"sampler {name}: needs at least 2 anchors, got {len(anchors)}; "
+                            "widen the epoch window or lower the accuracy threshold")  # fmt: skip
+    out = info.fn(anchors, int(n), int(seed), **{**info.options, **options})
+    return np.asarray(out, dtype=np.float32).reshape(int(n), anchors.shape[1])
+
+
+def top_fraction(anchors: np.ndarray, accuracy: np.ndarray, fraction: float) -> np.ndarray:
+    """The anchors of the best ``fraction`` by accuracy (at least 2; ties broken by order)."""
+    keep = max(2, int(np.ceil(fraction * len(anchors))))
+    order = np.argsort(-accuracy, kind="stable")[:keep]
+    return anchors[np.sort(order)]
+
+
+# --------------------------------------------------------------------------- density samplers
+
+
+def _kdes(points: np.ndarray, bandwidth: Any) -> list:
+    """One scipy Gaussian KDE per column (a constant column gets a tiny jitter-free width)."""
+    from scipy.stats import gaussian_kde
+
+    kdes = []
+    for column in points.T:
+        if np.ptp(column) == 0:
+            column = column + np.linspace(-1e-6, 1e-6, len(column))
+        kdes.append(gaussian_kde(column, bw_method=bandwidth))
+    return kdes
+
+
+def _kde_draw(points: np.ndarray, n: int, seed: int, bandwidth: Any) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    kdes = _kdes(points, bandwidth)
+    return np.stack([k.resample(n, seed=rng).ravel() for k in kdes], axis=1)
+
+
+@register_sampler("uniform", "seed 003 S_U", low=None, high=None)
+def uniform(anchors: np.ndarray, n: int, seed: int, low=None, high=None) -> np.ndarray:
+    """Uniform per dimension in [low, high] (default: the anchors' per-dimension range)."""
+    lo = anchors.min(0) if low is None else np.full(anchors.shape[1], float(low))
+    hi = anchors.max(0) if high is None else np.full(anchors.shape[1], float(high))
+    return np.random.default_rng(seed).uniform(lo, hi, size=(n, anchors.shape[1]))
+
+
+@register_sampler("kde", "seed 003 S_KDE", bandwidth="scott")
+def kde(anchors: np.ndarray, n: int, seed: int, bandwidth: Any = "scott") -> np.ndarray:
+    return _kde_draw(anchors, n, seed, bandwidth)
+
+
+register_sampler("kde30", "seed 003 S_KDE30", top=0.3, bandwidth="scott")(kde)
+
+
+@register_sampler("counterfactual", "seed 003 S_C", bandwidth="scott", candidates=20)
+def counterfactual(anchors: np.ndarray, n: int, seed: int, bandwidth: Any = "scott",
+                   candidates: int = 20) -> np.ndarray:  # fmt: skip
+    """The ``n`` least likely of ``candidates * n`` uniform draws in the anchors' box, under
+    the per-dimension KDE (sum of log densities)."""
+    pool = uniform(anchors, n * int(candidates), seed)
+    kdes = _kdes(anchors, bandwidth)
+    log_density = sum(k.logpdf(pool[:, d]) for d, k in enumerate(kdes))
+    return pool[np.sort(np.argsort(log_density, kind="stable")[:n])]
+
+
+@register_sampler("pca-kde", "seed 004 PCA+KDE", components=0.99, bandwidth="scott")
+def pca_kde(anchors: np.ndarray, n: int, seed: int, components: float = 0.99,
+            bandwidth: Any = "scott") -> np.ndarray:  # fmt: skip
+    """KDE per principal component (``components``: a count, or the variance fraction kept)."""
+    from sklearn.decomposition import PCA
+
+    count = components if components < 1 else min(int(components), *anchors.shape)
+    pca = PCA(n_components=count, svd_solver="full", random_state=seed).fit(anchors)
+    codes = pca.transform(anchors)
+    return pca.inverse_transform(_kde_draw(codes, n, seed, bandwidth))
+
+
+# --------------------------------------------------------------------------- UMAP neighbourhood
+
+
+@register_sampler("neigh", "seed 003 S_Neigh", neighbors=15, dims=3)
+def neigh(anchors: np.ndarray, n: int, seed: int, neighbors: int = 15, dims: int = 3) -> np.ndarray:
+    """Uniform in the bounding box of a ``dims``-D UMAP of the anchors, mapped back by UMAP's
+    inverse transform (umap-learn)."""
+    import umap
+
+    reducer = umap.UMAP(n_components=int(dims), n_neighbors=min(int(neighbors), len(anchors) - 1),
+                        random_state=seed, init="random", n_jobs=1)  # fmt: skip
+    low = reducer.fit_transform(anchors)
+    points = np.random.default_rng(seed).uniform(low.min(0), low.max(0), size=(n, low.shape[1]))
+    return reducer.inverse_transform(points)
+
+
+register_sampler("neigh30", "seed 003 S_Neigh30", top=0.3, neighbors=15, dims=3)(neigh)
+
+
+# --------------------------------------------------------------------------- latent GAN
+
+
+def _gan_nets(latent: int, noise: int):
+    import torch
+    from torch import nn
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    widths = [noise, 128, 256, 512]
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(widths):
+        layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+    generator = nn.Sequential(*layers, nn.Linear(512, latent))
+    widths = [latent, 1024, 512, 256]
+    layers = []
+    for a, b in itertools.pairwise(widths):
+        layers += [spectral_norm(nn.Linear(a, b)), nn.LeakyReLU(0.2)]
+    discriminator = nn.Sequential(*layers, spectral_norm(nn.Linear(256, 1)))
+    return torch, generator, discriminator
+
+
+@register_sampler("gan", "seed 003 S_GAN (App. E.2)", steps=2000, batch=32, noise=16)
+def gan(anchors: np.ndarray, n: int, seed: int, steps: int = 2000, batch: int = 32,
+        noise: int = 16) -> np.ndarray:  # fmt: skip
+    """Generator 16-128-256-512-L and spectrally normalised discriminator L-1024-512-256-1,
+    Adam 1e-4 (G) / 2e-4 (D), batch 32, non-saturating loss, trained ``steps`` steps."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # seeded weights, the caller's RNG untouched
+        torch.manual_seed(int(seed))
+        _, generator, discriminator = _gan_nets(anchors.shape[1], int(noise))
+    gen = torch.Generator().manual_seed(int(seed))
+    data = torch.as_tensor(anchors, dtype=torch.float32)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    softplus = torch.nn.functional.softplus
+    for _ in range(int(steps)):
+        real = data[torch.randint(len(data), (int(batch),), generator=gen)]
+        fake = generator(torch.randn(int(batch), int(noise), generator=gen))
+        loss_d = softplus(-discriminator(real)).mean() + softplus(discriminator(fake.detach())).mean()
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g = softplus(-discriminator(fake)).mean()
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+    with torch.no_grad():
+        return generator(torch.randn(n, int(noise), generator=gen)).numpy()
+
+
+register_sampler("gan30", "seed 003 S_GAN30", top=0.3, steps=2000, batch=32, noise=16)(gan)
