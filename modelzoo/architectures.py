@@ -65,23 +65,46 @@ KINDS = {Conv: "conv", Linear: "fc", MaxPool: "pool", Act: "act", Drop: "drop", 
 
 @dataclass(frozen=True)
 class Architecture:
+    """A layer table (``layers``), or a torch module built by ``builder`` ("module:function",
+    imported only when needed) for networks that are not a plain stack: those are trained by the
+    reference engine, their layout is read off the module (parameters and buffers)."""
+
     name: str
     description: str
-    layers: tuple[Layer, ...]
+    layers: tuple[Layer, ...] = ()
+    builder: str | None = None
+    activations: tuple[str, ...] = ACTIVATION_NAMES  # the activations it can be built with
+    dropout: bool = True  # whether training.dropout applies
 
     @property
     def has_conv(self) -> bool:
-        return any(isinstance(layer, Conv) for layer in self.layers)
+        return self.builder is not None or any(isinstance(layer, Conv) for layer in self.layers)
+
+    @property
+    def is_layer_table(self) -> bool:
+        return self.builder is None
+
+    def check_settings(self, activation: str, dropout: float) -> None:
+        """Refuse training settings the architecture does not have (e.g. ResNet-18 is ReLU)."""
+        check_activation(activation)
+        if activation not in self.activations:
+            raise SpecError(f"architecture {self.name!r}: activation {activation!r} is not "
+                            f"available; choose one of: {', '.join(self.activations)}")  # fmt: skip
+        if dropout and not self.dropout:
+            raise SpecError(f"architecture {self.name!r} has no dropout layers; set "
+                            "training.dropout: 0")  # fmt: skip
 
 
 _ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register(name: str, description: str, layers: tuple[Layer, ...]) -> Architecture:
-    """Add an architecture (a layer table) to the registry."""
+def register(name: str, description: str, layers: tuple[Layer, ...] = (), **kwargs) -> Architecture:
+    """Add an architecture (a layer table, or ``builder=`` a module factory) to the registry."""
     if name in _ARCHITECTURES:
         raise ValueError(f"architecture {name!r} registered twice")
-    _ARCHITECTURES[name] = Architecture(name, description, layers)
+    if bool(layers) == bool(kwargs.get("builder")):
+        raise ValueError(f"architecture {name!r}: give a layer table or a builder, not both")
+    _ARCHITECTURES[name] = Architecture(name, description, layers, **kwargs)
     return _ARCHITECTURES[name]
 
 
@@ -122,6 +145,17 @@ register(
 )  # fmt: skip
 
 
+register(
+    "resnet18",
+    "Model Zoos ResNet-18: torchvision's BasicBlock [2, 2, 2, 2] with a 3x3 stride-1 stem and no "
+    "max-pool; 11,173,962 parameters + 9,620 BatchNorm buffer values for 10 classes on 3x32x32 "
+    "(reference engine)",
+    builder="modelzoo.resnet:build_resnet18",
+    activations=("relu",),
+    dropout=False,
+)
+
+
 def list_architectures(pattern: str = "*") -> list[str]:
     return sorted(name for name in _ARCHITECTURES if fnmatch.fnmatch(name, pattern))
 
@@ -147,11 +181,13 @@ def check_activation(name: str) -> None:
 
 @dataclass(frozen=True)
 class ParameterSlot:
-    """Where one tensor lives in a model's flat weight vector."""
+    """Where one tensor lives in a model's flat weight vector. ``buffer``: a module buffer, not a
+    trained parameter (BatchNorm running statistics, stored as float32 beside the parameters)."""
 
     name: str
     shape: tuple[int, ...]
     offset: int
+    buffer: bool = False
 
     @property
     def size(self) -> int:
@@ -162,7 +198,8 @@ class ParameterSlot:
         return slice(self.offset, self.offset + self.size)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "offset": self.offset}
+        entry = {"name": self.name, "shape": list(self.shape), "offset": self.offset}
+        return {**entry, "buffer": True} if self.buffer else entry
 
 
 @dataclass(frozen=True)
@@ -196,14 +233,28 @@ class ArchitecturePlan:
     input_shape: tuple[int, ...]
     num_classes: int
     layers: tuple[PlannedLayer, ...]
+    module_layout: tuple[ParameterSlot, ...] = ()  # architectures built by a module builder
 
     @functools.cached_property
     def layout(self) -> tuple[ParameterSlot, ...]:
-        """The flattening convention: layer order, weight before bias, each tensor in C order."""
+        """The flattening convention: layer order, weight before bias, each tensor in C order
+        (for a module architecture: its ``state_dict`` order, buffers marked)."""
+        if self.module_layout:
+            return self.module_layout
         return tuple(s for p in self.layers for s in (p.weight, p.bias) if s is not None)
 
     @property
+    def is_layer_table(self) -> bool:
+        return not self.module_layout
+
+    @property
+    def trained_slots(self) -> tuple[ParameterSlot, ...]:
+        """The layout without buffers: what an optimiser changes."""
+        return tuple(slot for slot in self.layout if not slot.buffer)
+
+    @property
     def parameters(self) -> int:
+        """Values in the flat vector (buffers included)."""
         return sum(slot.size for slot in self.layout)
 
     @property
@@ -212,7 +263,7 @@ class ArchitecturePlan:
 
     @property
     def has_conv(self) -> bool:
-        return any(p.kind == "conv" for p in self.layers)
+        return bool(self.module_layout) or any(p.kind == "conv" for p in self.layers)
 
     @property
     def activation_values(self) -> int:
@@ -236,7 +287,10 @@ def plan_architecture(
     name: str, input_shape: tuple[int, ...], num_classes: int
 ) -> ArchitecturePlan:
     """Resolve architecture ``name`` for ``input_shape`` (C, H, W) and ``num_classes``."""
-    table = get_architecture(name).layers
+    architecture = get_architecture(name)
+    if not architecture.is_layer_table:
+        return _module_plan(architecture, tuple(int(s) for s in input_shape), int(num_classes))
+    table = architecture.layers
     shape: tuple[int, ...] = tuple(int(s) for s in input_shape)
     counts = dict.fromkeys(KINDS.values(), 0)
     offset, planned = 0, []
@@ -278,3 +332,31 @@ def plan_architecture(
         shape = out
     return ArchitecturePlan(name, tuple(int(s) for s in input_shape), int(num_classes),
                             tuple(planned))  # fmt: skip
+
+
+def build_module(architecture: Architecture, input_shape: tuple[int, ...], num_classes: int):
+    """An instance of a module architecture (imports its builder, and torch, on first use)."""
+    import importlib
+
+    module_name, _, function = str(architecture.builder).partition(":")
+    builder = getattr(importlib.import_module(module_name), function)
+    return builder(tuple(input_shape), int(num_classes))
+
+
+def _module_plan(
+    architecture: Architecture, input_shape: tuple[int, ...], num_classes: int
+) -> ArchitecturePlan:
+    """The layout of a module architecture, read off an instance on torch's meta device (shapes
+    only, no memory): its state_dict order, buffers marked, each tensor in C order."""
+    import torch
+
+    if len(input_shape) != 3:
+        raise SpecError(f"architecture {architecture.name!r} needs image inputs (C, H, W)")
+    with torch.device("meta"):
+        module = build_module(architecture, input_shape, num_classes)
+    buffers = {name for name, _ in module.named_buffers()}
+    slots, offset = [], 0
+    for name, tensor in module.state_dict().items():
+        slots.append(ParameterSlot(name, tuple(tensor.shape), offset, buffer=name in buffers))
+        offset += slots[-1].size
+    return ArchitecturePlan(architecture.name, input_shape, num_classes, (), tuple(slots))

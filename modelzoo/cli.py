@@ -217,12 +217,13 @@ def _estimate(the_plan, max_workers) -> dict:
         return {"seconds": 0.0, "text": "nothing to train"}
     try:
         estimate = estimate_plan(the_plan, max_workers)
-    except DataError as error:
+    except DataError as error:  # a dataset that is there but cannot be read
         return {"seconds": None, "text": f"unavailable: {error}"}
     return {"seconds": estimate.seconds, "text": estimate.describe(),
             "step_seconds": estimate.step_seconds,
             "eval_seconds_per_example": estimate.eval_seconds_per_example,
-            "timed_models": estimate.timed_models, "parallel_tasks": estimate.parallel_tasks}  # fmt: skip
+            "timed_models": estimate.timed_models, "parallel_tasks": estimate.parallel_tasks,
+            "synthetic_data": estimate.synthetic}  # fmt: skip
 
 
 def _print_plan(summary: dict) -> None:
@@ -440,6 +441,11 @@ def verify(zoo: Path) -> None:
         click.echo(f"damaged: {problem}", err=True)
     click.echo(f"{zoo}: {len(report.problems)} problem(s) found", err=True)
     raise SystemExit(1)
+
+
+from .hyperrep.cli import train_ae  # noqa: E402  (heavy imports happen inside the command)
+
+main.add_command(train_ae)
 
 
 if __name__ == "__main__":

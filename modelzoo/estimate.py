@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import DataConfig, ImageData, TrainingData, load_training_data
-from .errors import ModelZooError
+from .data import DataConfig, ImageData, TrainingData, dataset_info, load_training_data
+from .errors import DataError, ModelZooError
 from .plan import Plan, Task
 from .spec import Run
 
-SLICE_STEPS = 12
+SLICE_STEPS = 12  # optimiser steps timed; 2 for models of a million parameters and more
+LARGE_MODEL = 1_000_000
 SLICE_EVAL_EXAMPLES = 256
 
 
@@ -35,25 +36,42 @@ class Estimate:
     timed_models: int
     parallel_tasks: int
     slice_seconds: float  # what measuring took
+    steps: int = SLICE_STEPS
+    synthetic: bool = False  # timed on random data of the dataset's shape (files absent)
 
     def describe(self) -> str:
-        return (f"~{_duration(self.seconds)} on this machine (estimate: {SLICE_STEPS} steps of "
+        data = (
+            ", on random data of the dataset's shape: its files are absent"
+            if self.synthetic
+            else ""
+        )
+        return (f"~{_duration(self.seconds)} on this machine (estimate: {self.steps} steps of "
                 f"{self.timed_models} models timed at {self.step_seconds * 1e3:.1f} ms/step, "
                 f"evaluation {self.eval_seconds_per_example * 1e6:.0f} us/example, "
-                f"{self.parallel_tasks} task(s) at once)")  # fmt: skip
+                f"{self.parallel_tasks} task(s) at once{data})")  # fmt: skip
 
 
-def estimate_plan(plan: Plan, max_workers: int | None = None) -> Estimate:
-    """Time a slice of ``plan.tasks[0]`` here and extrapolate to every task of the plan."""
+def estimate_plan(plan: Plan, max_workers: int | None = None, synthetic: bool = True) -> Estimate:
+    """Time a slice of ``plan.tasks[0]`` here and extrapolate to every task of the plan.
+
+    Without the dataset's files (a dry run never downloads) and with ``synthetic``, the slice
+    runs on random images and labels of the dataset's shape and split sizes: a step costs the
+    same whatever the pixels are."""
     if not plan.tasks:
         raise ModelZooError("nothing to estimate: the plan has no tasks")
     started = time.perf_counter()
     task = plan.tasks[0]
     first = task.runs[0]
     config = DataConfig.from_section(first.dataset, task.data_dir)
-    data = load_training_data(dataclasses.replace(config, download=False))  # a dry run fetches nothing
+    try:
+        data, fake = load_training_data(dataclasses.replace(config, download=False)), False
+    except DataError:
+        if not synthetic:
+            raise
+        data, fake = _random_data(config, plan), True
     batch = int(first.training["batch_size"])
-    cut = _cut(data, SLICE_STEPS * batch, SLICE_EVAL_EXAMPLES)
+    steps = SLICE_STEPS if plan.parameters < LARGE_MODEL else 2
+    cut = _cut(data, steps * batch, SLICE_EVAL_EXAMPLES)
     runs = [_one_epoch(run) for run in task.runs]
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, task.threads))
@@ -76,7 +94,7 @@ def estimate_plan(plan: Plan, max_workers: int | None = None) -> Estimate:
     slots = max(1, int(cores // max(task.threads, 1)))
     parallel = max(1, min(len(plan.tasks), max_workers or slots))
     return Estimate(total / parallel, step, per_example, len(task.runs), parallel,
-                    time.perf_counter() - started)  # fmt: skip
+                    time.perf_counter() - started, steps, fake)  # fmt: skip
 
 
 def _time_slice(task: Task, runs: list[Run], cut: TrainingData) -> tuple[float, float]:
@@ -104,6 +122,23 @@ def _time_slice(task: Task, runs: list[Run], cut: TrainingData) -> tuple[float, 
     steps = math.ceil(len(cut.train) / int(runs[0].training["batch_size"]))
     examples = sum(len(s) for s in (cut.train, cut.validation, cut.test) if s is not None)
     return train_seconds / steps, eval_seconds / examples
+
+
+def _random_data(config: DataConfig, plan: Plan) -> TrainingData:
+    """Images and labels of the dataset's shape and split sizes (for timing only)."""
+    info = dataset_info(config.name)
+    generator = torch.Generator().manual_seed(0)
+    train = round(info.train_size * config.train_fraction)
+    sizes = (train, info.train_size - train, info.test_size)
+
+    def split(n: int) -> ImageData | None:
+        if n == 0:
+            return None
+        images = torch.randn((n, *plan.input_shape), generator=generator)
+        labels = torch.randint(0, plan.num_classes, (n,), generator=generator)
+        return ImageData(images, labels, tuple(str(k) for k in range(plan.num_classes)))
+
+    return TrainingData(split(sizes[0]), split(sizes[1]), split(sizes[2]))
 
 
 def _one_epoch(run: Run) -> Run:

@@ -54,10 +54,22 @@ INITIALISERS: dict[str, Initialiser] = {
 
 
 def initialize(model: nn.Module, method: str, seed: int) -> nn.Module:
-    """Initialise every parameter of ``model`` in place with ``method``, seeded by the run."""
+    """Initialise every parameter of ``model`` in place with ``method``, seeded by the run.
+
+    BatchNorm layers (ResNet-18) are not weights of the method: they start as torch starts them
+    (scale 1, shift 0, fresh running statistics), as in the Model Zoos generators."""
     init = INITIALISERS[method]
     gen = generator(seed, "init")
+    normalisers = {
+        name for name, module in model.named_modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm)
+    }  # fmt: skip
     with torch.no_grad():
+        for name, module in model.named_modules():
+            if name in normalisers:
+                module.reset_parameters()
         for name, param in model.named_parameters():
+            if name.rpartition(".")[0] in normalisers:
+                continue
             init(param, name.endswith("bias"), gen)
     return model

@@ -26,7 +26,8 @@ from .architectures import (
     Linear,
     MaxPool,
     ParameterSlot,
-    check_activation,
+    build_module,
+    get_architecture,
     plan_architecture,
 )
 from .seeding import hashed_uniform
@@ -78,9 +79,13 @@ class Activation(nn.Module):
         return self.name
 
 
-def modules_of(plan: ArchitecturePlan, activation: str, dropout: float) -> nn.Sequential:
-    """The plan as ``nn.Sequential``; ``Drop`` rows become modules only when ``dropout`` > 0."""
-    check_activation(activation)
+def modules_of(plan: ArchitecturePlan, activation: str, dropout: float) -> nn.Module:
+    """The plan as a module: ``nn.Sequential`` for a layer table (``Drop`` rows become modules
+    only when ``dropout`` > 0), the builder's module otherwise."""
+    architecture = get_architecture(plan.name)
+    architecture.check_settings(activation, dropout)
+    if not plan.is_layer_table:
+        return build_module(architecture, plan.input_shape, plan.num_classes)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     for row in plan.layers:
         layer = row.layer
@@ -140,4 +145,26 @@ def load_flat_parameters(model: nn.Module, flat: torch.Tensor) -> nn.Module:
             offset += n
     if offset != flat.numel():
         raise ValueError(f"weight vector has {flat.numel()} values, the model {offset}")
+    return model
+
+
+def flatten_state(model: nn.Module, layout: tuple[ParameterSlot, ...]) -> torch.Tensor:
+    """The model's stored vector: every slot of ``layout`` (parameters and buffers) from its
+    state dict, as float32 (BatchNorm's int64 step counter included, exact below 2**24)."""
+    state = model.state_dict()
+    return torch.cat([state[s.name].detach().reshape(-1).to(torch.float32) for s in layout])
+
+
+def load_flat_state(
+    model: nn.Module, flat: torch.Tensor, layout: tuple[ParameterSlot, ...]
+) -> nn.Module:
+    """Copy a stored vector into the model's parameters *and* buffers (by layout name)."""
+    if flat.numel() != sum(s.size for s in layout):
+        raise ValueError(f"weight vector has {flat.numel()} values, the layout "
+                         f"{sum(s.size for s in layout)}")  # fmt: skip
+    state = model.state_dict()
+    with torch.no_grad():
+        for slot in layout:
+            target = state[slot.name]
+            target.copy_(flat[slot.span].reshape(target.shape).to(target.dtype))
     return model

@@ -38,6 +38,23 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], training: dict) -> torc
     return OPTIMIZERS[training["optimizer"]](params, training)
 
 
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, training: dict, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """``schedule: onecycle`` is torch's OneCycleLR with ``max_lr`` = the run's lr over all its
+    steps and torch's defaults otherwise (warm-up 30%, cosine annealing, momentum cycled between
+    0.85 and 0.95, initial lr max_lr / 25), as the Model Zoos ResNet-18 generators set it up."""
+    schedule = training.get("schedule", "constant")
+    if schedule == "constant":
+        return None
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=training["lr"], epochs=training["epochs"],
+            steps_per_epoch=steps_per_epoch,
+        )  # fmt: skip
+    raise ValueError(f"unknown schedule {schedule!r}; choose one of: constant, onecycle")
+
+
 # --------------------------------------------------------------------------- stacked twins
 #
 # The vectorised engine keeps the parameters of M models as the rows of one [M, P] tensor, so an

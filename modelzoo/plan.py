@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .architectures import ArchitecturePlan, plan_architecture
+from .architectures import ArchitecturePlan, get_architecture, plan_architecture
 from .data import DataConfig, dataset_info, input_shape
 from .devices import check_device_here, device_kind, resolve_device
 from .errors import DataError, ModelZooError
@@ -42,6 +42,9 @@ CPU_MODELS_PER_THREAD = {"mlp": 1024, "cnn": 48}
 # raise execution.models_per_task for bigger groups on bigger GPUs.
 TASK_MEMORY = {"cpu": 2 << 30, "cuda": 8 << 30, "mps": 4 << 30}
 REFERENCE_MODELS_PER_TASK = 8  # the reference trainer runs a task's models one after another
+# A task whose stored weights would take more than this streams them to the writer epoch by
+# epoch instead of returning them at the end (ResNet-18: 45 MB per model and stored epoch).
+STREAM_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Task:
     parameters: int = 0  # sizes of a failure record's arrays
     classes: int = 0
     index: int = 0  # position in the plan (progress reports name tasks by it)
+    stream: bool = False  # hand weights to the writer per stored epoch (large models)
 
     @property
     def first_model_id(self) -> int:
@@ -93,6 +97,8 @@ def group_sizes(
     for key, runs in groups.items():
         if execution["models_per_task"] != "auto":
             size = int(execution["models_per_task"])
+        elif not plan.is_layer_table:
+            size = 1  # a ResNet-18 is a whole task: one per worker, GPU or GPU share
         elif execution["engine"] == "reference":
             size = REFERENCE_MODELS_PER_TASK
         else:
@@ -190,6 +196,31 @@ def check_layout(spec: Spec, runs: list[Run], data_dir: str | None) -> Architect
     return plan_architecture(spec.resolved["architecture"]["name"], shapes.pop(), classes)
 
 
+def check_engine(spec: Spec, runs: list[Run]) -> None:
+    """Settings the architecture lacks, and work only the reference engine does, fail here with
+    one line instead of in every worker."""
+    name = spec.resolved["architecture"]["name"]
+    architecture = get_architecture(name)
+    seen = set()
+    for run in runs:
+        key = (run.training["activation"], run.training["dropout"])
+        if key not in seen:
+            seen.add(key)
+            try:
+                architecture.check_settings(*key)
+            except ModelZooError as error:
+                raise ModelZooError(f"{spec.path}: {error}") from None
+    if spec.resolved["execution"]["engine"] != "vectorized":
+        return
+    needs = [f"architecture {name!r} (not a layer table)"] if not architecture.is_layer_table else []
+    for key, plain in (("schedule", "constant"), ("augment", "none")):
+        values = sorted({str(r.training.get(key, plain)) for r in runs} - {plain})
+        needs += [f"training.{key} {value}" for value in values]
+    if needs:
+        raise ModelZooError(f"{spec.path}: {', '.join(needs)} needs the reference engine: set "
+                            "execution.engine: reference (or pass --engine reference)")  # fmt: skip
+
+
 def with_execution(spec: Spec, engine: str | None, models_per_task: int | None) -> Spec:
     """``spec`` with the command line's engine / models-per-task (the caller's spec is kept)."""
     if not engine and not models_per_task:
@@ -236,6 +267,7 @@ def plan(
     else:
         selected, selection = runs, "all"
     architecture = check_layout(spec, runs, data_dir)
+    check_engine(spec, runs)
     device = resolve_device(device)
     if device_here:
         check_device_here(device)
@@ -255,7 +287,8 @@ def plan(
     engine_name = spec.resolved["execution"]["engine"]
     tasks = [
         Task(chunk, engine_name, device, data_dir, threads, architecture.parameters,
-             architecture.num_classes, index)
+             architecture.num_classes, index,
+             stream=states_of(list(chunk)) * architecture.parameters * 4 > STREAM_BYTES)
         for index, chunk in enumerate(pieces)
     ]  # fmt: skip
     return Plan(spec, runs, selected, selection, tasks, all_tasks, architecture, grouping)

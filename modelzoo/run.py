@@ -57,40 +57,62 @@ class Progress:
 # ------------------------------------------------------------------------------- executors
 
 TickBoard = Callable[[int, int], None]  # (task index, model-epochs trained so far in that task)
+Begin = Callable[[Task], Any]  # the writer's shard for a streaming task (ZooWriter.begin)
+STREAM_DRAIN_SECONDS = 120.0  # how long the driver waits for a finished task's last epochs
+
+
+def _ticker(task: Task, board: TickBoard) -> Callable[[int], None]:
+    """Model-epochs of one task, summed over the engine threads that report them."""
+    done, lock = [0], threading.Lock()
+
+    def tick(n: int) -> None:
+        with lock:
+            done[0] += n
+            board(task.index, done[0])
+
+    return tick
 
 
 class InProcessExecutor:
     """Runs tasks one after another in this process with every core: no Ray, useful on GPU boxes,
     for small plans and in tests. (Grouping is the same as under Ray, so the weights are too.)"""
 
-    def map(self, tasks: Sequence[Task], board: TickBoard) -> Iterator[tuple[Task, list]]:
+    def map(
+        self, tasks: Sequence[Task], board: TickBoard, begin: Begin
+    ) -> Iterator[tuple[Task, list, Any]]:
         threads = os.cpu_count() or 1
         for task in tasks:
-            done, lock = [0], threading.Lock()
-
-            def tick(n: int, task: Task = task, done: list = done, lock=lock) -> None:
-                with lock:  # engine threads of one task report concurrently
-                    done[0] += n
-                    board(task.index, done[0])
-
-            yield task, run_task(replace(task, threads=threads), tick)
+            shard = begin(task) if task.stream else None
+            try:
+                results = run_task(replace(task, threads=threads), _ticker(task, board),
+                                   None if shard is None else shard.put)  # fmt: skip
+            except BaseException:
+                if shard is not None:
+                    shard.abort()
+                raise
+            yield task, results, shard
 
     def close(self) -> None:
         pass
 
 
-def _remote_task(task: Task, board: Any) -> list[RunResult]:
+def _remote_task(task: Task, board: Any) -> tuple[list[RunResult], int]:
     """What a Ray worker runs: the task on the GPU Ray assigned to it (if any), reporting each
-    epoch to the driver's progress actor."""
+    epoch's progress, and (streaming tasks) each stored epoch's weights, to the driver's board.
+    Returns the results and how many weight rows it streamed."""
+    import ray
+
     task = pinned(task)
-    done, lock = [0], threading.Lock()
+    tick = _ticker(task, lambda index, value: board.set.remote(index, value))  # fire and forget
+    streamed = [0]
 
-    def tick(n: int) -> None:
-        with lock:
-            done[0] += n
-            board.set.remote(task.index, done[0])  # fire and forget
+    def sink(model_id: int, row: int, values) -> None:
+        # the driver fetches the object and writes it; this process keeps only the current epoch
+        board.put.remote(task.index, model_id, row, [ray.put(values)])
+        streamed[0] += 1
 
-    return run_task(task, tick)
+    results = run_task(task, tick, sink if task.stream else None)
+    return results, streamed[0]
 
 
 def pinned(task: Task) -> Task:
@@ -102,16 +124,22 @@ def pinned(task: Task) -> Task:
 
 
 class _ProgressBoard:
-    """A Ray actor holding model-epochs per task index; workers write, the driver polls."""
+    """A Ray actor between workers and the driver: model-epochs per task index, and the weight
+    rows streaming tasks have sent but the driver has not written yet."""
 
     def __init__(self) -> None:
         self.done: dict[int, int] = {}
+        self.rows: list = []
 
     def set(self, index: int, value: int) -> None:
         self.done[index] = max(value, self.done.get(index, 0))
 
-    def snapshot(self) -> dict[int, int]:
-        return dict(self.done)
+    def put(self, index: int, model_id: int, row: int, refs: list) -> None:
+        self.rows.append((index, model_id, row, refs))
+
+    def poll(self) -> tuple[dict[int, int], list]:
+        rows, self.rows = self.rows, []
+        return dict(self.done), rows
 
 
 class RayExecutor:
@@ -159,28 +187,54 @@ class RayExecutor:
             num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries
         )
 
-    def map(self, tasks: Sequence[Task], board: TickBoard) -> Iterator[tuple[Task, list]]:
+    def map(
+        self, tasks: Sequence[Task], board: TickBoard, begin: Begin
+    ) -> Iterator[tuple[Task, list, Any]]:
         ray = self.ray
         pending = list(tasks)[::-1]
         in_flight: dict = {}
-        while pending or in_flight:
-            while pending and len(in_flight) < self.max_in_flight:
-                task = pending.pop()
-                in_flight[self.remote.remote(task, self.board)] = task
-            done, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECONDS)
-            if not done:
-                for index, value in ray.get(self.board.snapshot.remote()).items():
-                    board(index, value)
-                continue
-            for ref in done:
-                task = in_flight.pop(ref)
-                try:
-                    results = ray.get(ref)
-                except ModelZooError as error:  # bad input found in a worker (missing data)
-                    raise ModelZooError(_user_message(error)) from None
-                except (ray.exceptions.RayError, OSError) as error:  # worker lost after retries
-                    results = _task_failed(task, error)
-                yield task, results
+        shards: dict[int, Any] = {}  # task index -> the shard its streamed rows go into
+        received: dict[int, int] = {}
+
+        def poll() -> None:
+            done, rows = ray.get(self.board.poll.remote())
+            for index, value in done.items():
+                board(index, value)
+            for index, model_id, row, refs in rows:
+                values = ray.get(refs[0])
+                if shards.get(index) is not None:
+                    shards[index].put(model_id, row, values)
+                received[index] = received.get(index, 0) + 1
+
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < self.max_in_flight:
+                    task = pending.pop()
+                    if task.stream:
+                        shards[task.index] = begin(task)
+                    in_flight[self.remote.remote(task, self.board)] = task
+                finished, _ = ray.wait(list(in_flight), num_returns=1, timeout=POLL_SECONDS)
+                poll()
+                for ref in finished:
+                    task = in_flight.pop(ref)
+                    try:
+                        results, streamed = ray.get(ref)
+                    except ModelZooError as error:  # bad input found in a worker (missing data)
+                        raise ModelZooError(_user_message(error)) from None
+                    except (ray.exceptions.RayError, OSError) as error:  # lost after retries
+                        results, streamed = _task_failed(task, error), received.get(task.index, 0)
+                    deadline = time.monotonic() + STREAM_DRAIN_SECONDS
+                    while received.get(task.index, 0) < streamed:  # the last rows in transit
+                        if time.monotonic() > deadline:
+                            raise ModelZooError(f"task {task.index}: streamed weights did not "
+                                                "arrive; rerun the command to retrain it")  # fmt: skip
+                        time.sleep(0.05)
+                        poll()
+                    yield task, results, shards.pop(task.index, None)
+        finally:
+            for shard in shards.values():
+                if shard is not None:
+                    shard.abort()
 
     def close(self) -> None:
         if self._own:
@@ -320,12 +374,12 @@ def _train_missing(the_plan, writer: ZooWriter, started: float, address, max_wor
 
     refresh()
     try:
-        for task, results in pool.map(todo, board):
+        for task, results, shard in pool.map(todo, board, lambda t: writer.begin(t.runs)):
             # a task re-run for a missing model trains its stored neighbours too (same grouping
             # as a clean run); only the missing ones are written
             fresh = [r for r in results if r.model_id in selected_ids and r.model_id not in done]
             try:
-                writer.add(fresh)
+                writer.add(fresh, shard)
             except OSError as error:  # disk full, store removed or read-only: earlier shards stay
                 raise StoreError(f"{writer.dir}: cannot write the zoo: {error}") from None
             done.update(r.model_id for r in fresh)

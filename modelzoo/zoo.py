@@ -266,7 +266,7 @@ class Zoo:
 
     def model(self, model_id: int, epoch: int) -> torch.nn.Module:
         """The trained network at ``epoch``, in eval mode, with the model's activation/dropout."""
-        from .nets import load_flat_parameters, modules_of
+        from .nets import load_flat_state, modules_of
 
         model_id, epoch = _scalar(model_id, "model_id"), _scalar(epoch, "epoch")
         row = self._row(model_id)
@@ -280,7 +280,7 @@ class Zoo:
         activation = str(row.get("activation", training.get("activation", "tanh")))
         dropout = float(row.get("dropout", training.get("dropout", 0.0)))
         net = modules_of(self.plan, activation, dropout)
-        load_flat_parameters(net, torch.from_numpy(flat))
+        load_flat_state(net, torch.from_numpy(flat), self.plan.layout)  # BatchNorm buffers too
         return net.eval()
 
     def _row(self, model_id: int) -> pd.Series:

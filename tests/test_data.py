@@ -38,6 +38,7 @@ ALL_DATASETS = [
     "stl10",
     "svhn",
     "tetris",
+    "tiny_imagenet",
     "usps",
 ]
 

@@ -4,6 +4,7 @@ estimate, compact info, image splits as torch datasets, specs printed as written
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from modelzoo.errors import ModelZooError
 from modelzoo.plan import plan
 from modelzoo.run import Progress, generate
 from modelzoo.spec import expand, load_spec, sample_runs, validate, varying_columns
+from modelzoo.spec.expansion import balanced_order
 
 SLOW_TETRIS = """\
 name: slow_tetris
@@ -120,11 +122,11 @@ def test_sample_spreads_over_every_factor_and_is_deterministic() -> None:
     assert len({r.columns()["init"] for r in first}) == 1
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 4), min_size=1, max_size=3),
     seeds=st.integers(1, 3),
-    count=st.integers(1, 40),
+    count=st.integers(1, 200),
 )
 def test_sample_marginals_are_balanced_on_any_grid(
     sizes: list[int], seeds: int, count: int
@@ -141,6 +143,16 @@ def test_sample_marginals_are_balanced_on_any_grid(
         counts = collections.Counter(r.columns()[key] for r in picked)
         full = [counts.get(v, 0) for v in grid[f"training.{key}"]]
         assert max(full) - min(full) <= 1, (key, full)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(1, 6), min_size=1, max_size=4))
+def test_balanced_order_visits_every_combination_with_balanced_prefixes(sizes: list[int]) -> None:
+    order = balanced_order(sizes)
+    assert sorted(order) == sorted(itertools.product(*(range(n) for n in sizes)))
+    for j, n in enumerate(sizes):  # every aligned block of n holds each value once
+        for start in range(0, len(order) - n + 1, n):
+            assert sorted(combo[j] for combo in order[start : start + n]) == list(range(n))
 
 
 def test_dry_run_states_the_selection_and_the_whole_spec(tmp_path: Path) -> None:
@@ -192,11 +204,12 @@ def test_dry_run_prints_a_labelled_estimate(tiny_spec: Path) -> None:
     assert data["estimate"]["seconds"] > 0 and data["estimate"]["timed_models"] == 3
 
 
-def test_dry_run_without_the_data_says_why_there_is_no_estimate(tmp_path: Path) -> None:
+def test_dry_run_without_the_data_times_random_data_and_downloads_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["generate", "mnist_seed", "--dry-run", "--data-dir",
                                        str(tmp_path)])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "time           unavailable: MNIST not found under" in result.output
+    assert "on random data of the dataset's shape: its files are absent" in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing fetched, nothing written
 
 
 # --------------------------------------------------------------------------- grouping

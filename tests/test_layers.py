@@ -18,6 +18,7 @@ LEVELS = {
     "modelzoo.errors": 0,
     "modelzoo.seeding": 0,
     "modelzoo._torchvision": 0,
+    "modelzoo.resnet": 0,  # torch only; architectures builds it by name (importlib)
     "modelzoo.devices": 1,
     "modelzoo.architectures": 1,
     "modelzoo.data": 1,
@@ -35,13 +36,13 @@ LEVELS = {
     "modelzoo.tokens": 8,  # weight structure: reads architecture plans, not Zoo
     "modelzoo.augment": 9,
     "modelzoo.dataset": 10,
-    "modelzoo.probe": 11,  # the science layer
-    "modelzoo.hyperrep": 11,
-    "modelzoo.sample": 11,
+    "modelzoo.hyperrep": 11,  # the science layer
     "modelzoo.publish": 11,
-    "modelzoo.fidelity": 11,
-    "modelzoo.cli": 12,
-    "modelzoo": 13,  # __init__: the facade (lazy exports of open_zoo, Zoo, ZooDataset)
+    "modelzoo.probe": 12,  # reads train-ae run folders for embedding features
+    "modelzoo.sample": 12,  # decodes with train-ae autoencoders
+    "modelzoo.fidelity": 13,  # builds on probe
+    "modelzoo.cli": 14,
+    "modelzoo": 15,  # __init__: the facade (lazy exports of open_zoo, Zoo, ZooDataset)
 }
 SCIENCE = ("modelzoo.probe", "modelzoo.hyperrep", "modelzoo.sample", "modelzoo.publish",
            "modelzoo.fidelity")  # fmt: skip

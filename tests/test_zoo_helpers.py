@@ -115,6 +115,7 @@ def synthetic_zoo() -> Path:
         result = RunResult(run.model_id, run.key, weights, metrics, f1)
         if run.model_id == 2:
             result = RunResult.failed(run.model_id, run.key, 4, the_plan.parameters, 4, "")
+            result.weights = np.full_like(weights, np.nan)
             result.weights[:2], result.f1[:2] = weights[:2], f1[:2]
             for name in SCALAR_METRICS:
                 result.metrics[name][:2] = metrics[name][:2]

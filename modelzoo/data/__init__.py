@@ -7,7 +7,7 @@ Importing this package registers every dataset; torchvision itself is imported o
 
 from __future__ import annotations
 
-from . import generated, torchvision_sets  # noqa: F401  (importing registers the datasets)
+from . import generated, tiny_imagenet, torchvision_sets  # noqa: F401  (importing registers them)
 from .config import DataConfig, ImageData, TrainingData
 from .files import DATA_DIR_ENV, resolve_data_dir
 from .pipeline import input_shape, load_training_data, validate_config

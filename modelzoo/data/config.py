@@ -60,6 +60,7 @@ class DataConfig:
     train_fraction: float = 1.0
     split_seed: int = 0
     resize: int | None = None
+    crop: int | None = None
     grayscale: bool = False
     rgb: bool = False
     normalize: str | tuple | None = None
@@ -78,6 +79,7 @@ class DataConfig:
             train_fraction=dataset.get("train_fraction", 1.0),
             split_seed=dataset.get("split_seed", 0),
             resize=dataset.get("resize"),
+            crop=dataset.get("crop"),
             grayscale=dataset.get("grayscale", False),
             rgb=dataset.get("rgb", False),
             normalize=normalize,

@@ -43,6 +43,11 @@ def validate_config(config: DataConfig) -> tuple[DatasetInfo, dict[str, Any]]:
         fail(f"split_seed must be a non-negative integer, got {config.split_seed!r}")
     if config.resize is not None and (not _is_int(config.resize) or config.resize < 1):
         fail(f"resize must be a positive integer (side length in pixels), got {config.resize!r}")
+    if config.crop is not None and (
+        not _is_int(config.crop) or not 1 <= config.crop <= info.size
+    ):
+        fail(f"crop must be a side length from 1 to {info.size} (the images are "
+             f"{info.size}x{info.size}), got {config.crop!r}")  # fmt: skip
     for key in ("grayscale", "rgb", "download"):
         if not isinstance(getattr(config, key), bool):
             fail(f"{key} must be true or false, got {getattr(config, key)!r}")
@@ -54,7 +59,7 @@ def validate_config(config: DataConfig) -> tuple[DatasetInfo, dict[str, Any]]:
 def input_shape(config: DataConfig) -> tuple[int, int, int]:
     """``(C, H, W)`` of the preprocessed images, from the registry alone (no file is read)."""
     info, _ = validate_config(config)
-    side = config.resize if config.resize is not None else info.size
+    side = config.resize if config.resize is not None else (config.crop or info.size)
     return (_channels(info, config), side, side)
 
 
@@ -78,7 +83,7 @@ def _load_cached(config: DataConfig) -> TrainingData:
 
     def part(images: torch.Tensor, labels: torch.Tensor) -> ImageData:
         processed = preprocess(
-            images, grayscale=config.grayscale, rgb=config.rgb, size=config.resize
+            images, grayscale=config.grayscale, rgb=config.rgb, size=config.resize, crop=config.crop
         )
         return ImageData(processed, labels.to(torch.int64).contiguous(), raw.classes)
 

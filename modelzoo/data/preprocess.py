@@ -29,14 +29,25 @@ def output_channels(channels: int, grayscale: bool, rgb: bool) -> int:
 
 
 def preprocess(
-    images: torch.Tensor, *, grayscale: bool = False, rgb: bool = False, size: int | None = None
+    images: torch.Tensor,
+    *,
+    grayscale: bool = False,
+    rgb: bool = False,
+    size: int | None = None,
+    crop: int | None = None,
 ) -> torch.Tensor:
     """Turn uint8 (0..255) or float ([0, 1]) ``[N, C, H, W]`` images into a new float32 tensor.
 
     Grey conversion comes before resizing (fewer channels to interpolate; both are linear per
-    pixel, so the order does not change the result). Resizing is bilinear with antialiasing, like
-    torchvision's ``Resize`` on tensors. The input is never modified.
+    pixel, so the order does not change the result). ``crop`` keeps the central ``crop x crop``
+    pixels first (torchvision's ``CenterCrop``: the offset rounds the same way), then ``size``
+    resizes bilinearly with antialiasing, like torchvision's ``Resize`` on tensors. The input is
+    never modified.
     """
+    if crop is not None:
+        height, width = images.shape[2:]
+        top, left = round((height - crop) / 2.0), round((width - crop) / 2.0)
+        images = images[:, :, top : top + crop, left : left + crop]
     n, channels, height, width = images.shape
     out_channels = output_channels(channels, grayscale, rgb)
     out_h, out_w = (size, size) if size is not None else (height, width)

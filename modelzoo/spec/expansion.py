@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -94,10 +95,13 @@ def runs_by_shape(runs: Iterable[Run]) -> Mapping[str, list[Run]]:
 def sample_runs(runs: list[Run], count: int, seed: int = 0) -> list[Run]:
     """``count`` runs spread over the grid, deterministically (``--sample N``).
 
-    Greedy balanced design: each pick is the run whose grid values (and seed position) have been
-    picked least so far, summed over the factors; ties go to a fixed seeded order. With ``count``
-    at least the number of values of a factor, every value of it appears; the marginal counts of
-    every factor differ by at most one wherever the grid allows. Returned in model-id order.
+    On a full factorial plan (every combination of the varying values, each with the same number
+    of seeds; the seed position is one more factor) the runs are put in a balanced order in which
+    every prefix holds each value of every factor equally often, within one, and the first
+    ``count`` are taken: with ``count`` at least the number of values of a factor, every value of
+    it appears. ``seed`` permutes the values of each factor, so the corner the order starts from
+    is not privileged. Other plans fall back to a greedy pick of the least-picked values.
+    Returned in model-id order.
     """
     if count >= len(runs):
         return list(runs)
@@ -112,9 +116,40 @@ def sample_runs(runs: list[Run], count: int, seed: int = 0) -> list[Run]:
         key = canonical_json({c: row.get(c) for c in varying})
         ranks.append(config_rank.get(key, 0))
         config_rank[key] = ranks[-1] + 1
-    keys = [[canonical_json((c, row.get(c))) for c in varying] + [f"rank:{rank}"]
+    keys = [tuple(canonical_json((c, row.get(c))) for c in varying) + (f"rank:{rank}",)
             for row, rank in zip(columns, ranks)]  # fmt: skip
-    tie_order = np.random.default_rng(seed).permutation(len(runs))
+    rng = np.random.default_rng(seed)
+    values = [sorted({key[j] for key in keys}) for j in range(len(varying) + 1)]
+    if len(set(keys)) == len(keys) == math.prod(len(v) for v in values):
+        for factor in values:
+            factor[:] = [factor[i] for i in rng.permutation(len(factor))]
+        index_of = {key: i for i, key in enumerate(keys)}
+        order = balanced_order([len(v) for v in values])[:count]
+        chosen = {index_of[tuple(values[j][v] for j, v in enumerate(combo))] for combo in order}
+    else:
+        chosen = _greedy_pick(keys, count, rng.permutation(len(runs)))
+    return [runs[i] for i in sorted(chosen)]
+
+
+def balanced_order(sizes: list[int]) -> list[tuple[int, ...]]:
+    """Every combination of ``range(n)`` for n in ``sizes``, once, ordered so that each aligned
+    block of ``n`` positions holds every value of that factor once: any prefix is balanced.
+
+    Built one factor at a time: the order of the earlier factors (length P) repeats, and the new
+    factor's value at position t is ``(t + t // lcm(P, n)) mod n``; the shift per lcm-block makes
+    the combinations distinct (the block index is the new value minus the old, modulo gcd(P, n)).
+    """
+    order: list[tuple[int, ...]] = [()]
+    period = 1
+    for n in sizes:
+        block = math.lcm(period, n)
+        order = [order[t % period] + ((t + t // block) % n,) for t in range(period * n)]
+        period *= n
+    return order
+
+
+def _greedy_pick(keys: list[tuple[str, ...]], count: int, tie_order: np.ndarray) -> set[int]:
+    """Runs whose values were picked least so far, for plans that are not a full grid."""
     counts: dict[str, int] = {}
     chosen: set[int] = set()
     for _ in range(count):
@@ -130,4 +165,4 @@ def sample_runs(runs: list[Run], count: int, seed: int = 0) -> list[Run]:
         chosen.add(best)
         for k in keys[best]:
             counts[k] = counts.get(k, 0) + 1
-    return [runs[i] for i in sorted(chosen)]
+    return chosen

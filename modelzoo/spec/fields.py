@@ -77,6 +77,8 @@ FIELDS: dict[str, dict[str, Field]] = {
         ),
         "split_seed": Field("int", "Seed of the train/validation split.", default=0, minimum=0),
         "resize": Field("int_or_null", "Resize images to this square side.", minimum=1),
+        "crop": Field("int_or_null", "Keep the central crop x crop pixels (before any resize).",
+                      minimum=1),
         "grayscale": Field("bool", "Convert RGB images to one grey channel.", default=False),
         "rgb": Field("bool", "Repeat a grey channel three times.", default=False),
         "normalize": Field(
@@ -101,6 +103,19 @@ FIELDS: dict[str, dict[str, Field]] = {
         "activation": Field("choice", "Activation function.", default="tanh", choices=_activations),
         "init": Field("choice", "Weight initialisation method.", default="uniform", choices=_inits),
         "loss": Field("choice", "Training loss.", default="cross_entropy", choices=("cross_entropy",)),
+        "schedule": Field(
+            "choice",
+            "Learning-rate schedule: constant, or onecycle (torch's OneCycleLR with max_lr = lr over "
+            "all steps, as the Model Zoos ResNet-18 zoos; reference engine).",
+            default="constant", choices=("constant", "onecycle"),
+        ),
+        "augment": Field(
+            "choice",
+            "Training-time image augmentation: none; crop_flip (random 4-pixel-padded crop + "
+            "horizontal flip); flip_rotate (horizontal flip + rotation up to 20 degrees); seeded "
+            "per run, reference engine.",
+            default="none", choices=("none", "crop_flip", "flip_rotate"),
+        ),
     },
     "seeds": {
         "values": Field("int_list", "Explicit seeds; every configuration is trained with each."),
@@ -114,7 +129,8 @@ FIELDS: dict[str, dict[str, Field]] = {
     "store": {
         "epochs": Field(
             "stored_epochs",
-            "Epochs whose weights are stored: 'all' (0 = initialisation), a list, or {every: k}.",
+            "Epochs whose weights are stored: 'all' (0 = initialisation), a list, or {every: k} "
+            "(every k-th from epoch 0, or from `first: f`, plus the last).",
             default="all",
         ),
     },

@@ -47,7 +47,14 @@ def bundled_spec_dir() -> Path:
 
 
 def list_bundled_specs() -> list[str]:
-    return sorted(p.stem for p in bundled_spec_dir().glob("*.yaml"))
+    """Names of the bundled specs: the papers' zoos, then the Model Zoos dataset's
+    (``model_zoos/``); every file name is unique, so a name is enough to find one."""
+    return [p.stem for p in _bundled_files()]
+
+
+def _bundled_files() -> list[Path]:
+    root = bundled_spec_dir()
+    return sorted(root.rglob("*.yaml"), key=lambda p: (len(p.relative_to(root).parts), p.stem))
 
 
 def resolve_spec_path(argument: str | Path) -> Path:
@@ -59,9 +66,9 @@ def resolve_spec_path(argument: str | Path) -> Path:
         raise SpecError(f"{path}: is not a file")
     stem = path.name[: -len(".yaml")] if path.name.endswith(".yaml") else path.name
     stem = stem[: -len(".yml")] if stem.endswith(".yml") else stem
-    candidate = bundled_spec_dir() / f"{stem}.yaml"
-    if candidate.is_file():
-        return candidate
+    for candidate in _bundled_files():
+        if candidate.stem == stem:
+            return candidate
     raise SpecError(
         f"{argument}: no such file, and no bundled spec named {stem!r} "
         f"(bundled: {', '.join(list_bundled_specs())})"

@@ -118,9 +118,9 @@ def varying_columns(runs: Iterable[Run]) -> tuple[dict[str, list], dict[str, Any
 def resolve_stored_epochs(value: Any, epochs: int) -> tuple[int, ...]:
     if value == "all":
         return tuple(range(epochs + 1))
-    if isinstance(value, dict):
-        every = value["every"]
-        return tuple(sorted({*range(0, epochs + 1, every), epochs}))
+    if isinstance(value, dict):  # every k-th epoch from ``first`` (default 0), and the last
+        every, first = value["every"], value.get("first", 0)
+        return tuple(sorted({*range(first, epochs + 1, every), epochs}))
     return tuple(sorted(set(value)))
 
 

@@ -42,7 +42,8 @@ def _field_schema(spec_field: Field) -> dict:
         out["anyOf"] = [
             {"const": "all"},
             {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
-            {"type": "object", "properties": {"every": {"type": "integer", "minimum": 1}},
+            {"type": "object", "properties": {"every": {"type": "integer", "minimum": 1},
+                                              "first": {"type": "integer", "minimum": 0}},
              "required": ["every"], "additionalProperties": False},
         ]  # fmt: skip
     return out

@@ -97,11 +97,12 @@ def check_value(spec_field: Field, value: Any, path: str) -> tuple[Any, list[str
         ok = value == "all" or (
             isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool)
                                                       and v >= 0 for v in value)
-        ) or (isinstance(value, dict) and set(value) == {"every"} and isinstance(value["every"], int)
-              and not isinstance(value["every"], bool) and value["every"] >= 1)  # fmt: skip
+        ) or (isinstance(value, dict) and "every" in value and set(value) <= {"every", "first"}
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values())
+              and value["every"] >= 1 and value.get("first", 0) >= 0)  # fmt: skip
         if not ok:
-            problems.append(f"{path}: expected 'all', a list of epochs >= 0, or {{every: k}} with k >= 1;"
-                            f" got {value!r}")  # fmt: skip
+            problems.append(f"{path}: expected 'all', a list of epochs >= 0, or {{every: k}} with k >= 1"
+                            f" (and optionally first: f >= 0); got {value!r}")  # fmt: skip
     return value, problems  # kind "any": checked by its own rule (dataset.normalize)
 
 

@@ -16,7 +16,7 @@ models the manifest already has (what a second writer left before the lock exist
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -34,7 +34,7 @@ from .._version import __version__
 from ..errors import StoreError
 from ..evaluation import SCALAR_METRICS
 from ..spec import FACTOR_COLUMNS, Run, Spec
-from ..train.result import RunResult
+from ..train.result import STATUS_FAILED, RunResult
 from . import format as fmt
 from .faults import crash_point
 from .lock import GUARD_SUFFIX, LOCK_FILE, WriterLock
@@ -48,42 +48,102 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def write_shard(path: Path, results: Sequence[RunResult], epochs: Sequence[int], fingerprint: str,
-                zoo_name: str) -> None:  # fmt: skip
-    """Write one shard whole under a temporary name, flush, and rename it into place (sealed)."""
-    results = sorted(results, key=lambda r: r.model_id)
-    weights = np.stack([r.weights for r in results]).astype(np.float32, copy=False)
-    _, e, p = weights.shape
-    chunks = (1, e, p) if e * p * 4 <= fmt.CHUNK_BYTES_LIMIT else (1, 1, p)
-    tmp = path.with_name(path.name + fmt.TMP_SUFFIX)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(tmp, "w") as h5:
-        h5.attrs["format"] = fmt.FORMAT_NAME
-        h5.attrs["format_version"] = fmt.FORMAT_VERSION
-        h5.attrs["zoo"] = zoo_name
-        h5.attrs["spec_fingerprint"] = fingerprint
-        h5.attrs["epochs"] = np.asarray(epochs, dtype=np.int64)
-        h5.create_dataset(fmt.W_WEIGHTS, data=weights, chunks=chunks)
+class ShardBuilder:
+    """One shard being written under its temporary name; sealed (renamed into place) by
+    :meth:`finish`, never touched again after that.
+
+    Weight rows arrive either all at once (:meth:`write_all`, what a task of small models
+    returns) or one stored epoch at a time while the task trains (:meth:`put`, streamed from the
+    engine: a task of large models never holds its whole history in memory). Rows that never
+    arrived (failed models, epochs after a divergence, epochs beyond a run's own length) are NaN.
+    """
+
+    def __init__(self, path: Path, runs: Sequence[Run], epochs: Sequence[int], parameters: int,
+                 fingerprint: str, zoo_name: str) -> None:  # fmt: skip
+        self.path, self.epochs = path, list(epochs)
+        self.model_ids = sorted(run.model_id for run in runs)
+        self.index = {model_id: i for i, model_id in enumerate(self.model_ids)}
+        # each run's stored epochs on the zoo's epoch axis (runs of a grid over epochs differ)
+        self.rows = {run.model_id: [self.epochs.index(e) for e in run.stored_epochs]
+                     for run in runs}  # fmt: skip
+        self.written = np.zeros((len(self.model_ids), len(self.epochs)), dtype=bool)
+        e, p = len(self.epochs), int(parameters)
+        chunks = (1, e, p) if e * p * 4 <= fmt.CHUNK_BYTES_LIMIT else (1, 1, p)
+        self.tmp = path.with_name(path.name + fmt.TMP_SUFFIX)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.h5 = h5py.File(self.tmp, "w")
+        self.h5.attrs["format"] = fmt.FORMAT_NAME
+        self.h5.attrs["format_version"] = fmt.FORMAT_VERSION
+        self.h5.attrs["zoo"] = zoo_name
+        self.h5.attrs["spec_fingerprint"] = fingerprint
+        self.h5.attrs["epochs"] = np.asarray(self.epochs, dtype=np.int64)
+        self.weights = self.h5.create_dataset(fmt.W_WEIGHTS, (len(self.model_ids), e, p),
+                                              dtype=np.float32, chunks=chunks)  # fmt: skip
+
+    def put(self, model_id: int, run_row: int, values: np.ndarray) -> None:
+        """The weights of ``model_id`` at its ``run_row``-th stored epoch (other ids: ignored,
+        e.g. a stored neighbour retrained with a missing model)."""
+        i = self.index.get(int(model_id))
+        if i is None:
+            return
+        row = self.rows[int(model_id)][run_row]
+        self.weights[i, row] = np.asarray(values, dtype=np.float32)
+        self.written[i, row] = True
+
+    def write_all(self, results: Sequence[RunResult]) -> None:
+        """Every result's whole weight history in one write (results with weights)."""
+        block = np.full(self.weights.shape, np.nan, dtype=np.float32)
+        for result in results:
+            if result.weights is not None and int(result.model_id) in self.index:
+                i = self.index[int(result.model_id)]
+                block[i, self.rows[int(result.model_id)]] = result.weights
+                self.written[i, self.rows[int(result.model_id)]] = True
+        self.weights[...] = block
+
+    def finish(self, results: Sequence[RunResult]) -> None:
+        """Fill what never arrived with NaN, add the small arrays, flush, fsync and rename."""
+        by_id = {int(r.model_id): r for r in results}
+        if set(by_id) != set(self.model_ids):
+            raise ValueError(f"shard {self.path.name}: results for {sorted(by_id)}, "
+                             f"expected {self.model_ids}")  # fmt: skip
+        nan = np.full(self.weights.shape[2], np.nan, dtype=np.float32)
+        for model_id, i in self.index.items():
+            failed = by_id[model_id].status == STATUS_FAILED
+            for row in range(len(self.epochs)):
+                if failed or not self.written[i, row]:
+                    self.weights[i, row] = nan
         crash_point("mid-shard")
-        h5.create_dataset(fmt.W_MODEL_IDS, data=np.array([r.model_id for r in results], np.int64))
-        h5.create_dataset(fmt.W_RUN_KEYS, data=np.array([r.run_key for r in results], dtype="S16"))
-        metrics = np.stack(
-            [np.stack([r.metrics[k] for k in SCALAR_METRICS], axis=1) for r in results]
-        )
-        h5.create_dataset(fmt.W_METRICS, data=metrics.astype(np.float64))
+        ordered = [by_id[model_id] for model_id in self.model_ids]
+        rows = [self.rows[r.model_id] for r in ordered]
+        h5 = self.h5
+        h5.create_dataset(fmt.W_MODEL_IDS, data=np.array(self.model_ids, np.int64))
+        h5.create_dataset(fmt.W_RUN_KEYS, data=np.array([r.run_key for r in ordered], dtype="S16"))
+        metrics = np.full((len(ordered), len(self.epochs), len(SCALAR_METRICS)), np.nan)
+        f1 = np.full((len(ordered), len(self.epochs), ordered[0].f1.shape[1]), np.nan, np.float32)
+        for i, (result, where) in enumerate(zip(ordered, rows)):
+            metrics[i, where] = np.stack([result.metrics[k] for k in SCALAR_METRICS], axis=1)
+            f1[i, where] = result.f1
+        h5.create_dataset(fmt.W_METRICS, data=metrics)
         h5[fmt.W_METRICS].attrs["names"] = np.array(SCALAR_METRICS, dtype="S")
-        h5.create_dataset(fmt.W_F1, data=np.stack([r.f1 for r in results]).astype(np.float32))
-        h5.create_dataset(fmt.W_STATUS, data=np.array([r.status for r in results], dtype="S16"))
-        h5.create_dataset(fmt.W_ERRORS, data=[r.error.encode() for r in results],
+        h5.create_dataset(fmt.W_F1, data=f1)
+        h5.create_dataset(fmt.W_STATUS, data=np.array([r.status for r in ordered], dtype="S16"))
+        h5.create_dataset(fmt.W_ERRORS, data=[r.error.encode() for r in ordered],
                           dtype=h5py.string_dtype("utf-8"))  # fmt: skip
-        h5.create_dataset(
-            fmt.W_DIVERGED, data=np.array([r.diverged_epoch for r in results], np.int64)
-        )
+        h5.create_dataset(fmt.W_DIVERGED,
+                          data=np.array([r.diverged_epoch for r in ordered], np.int64))  # fmt: skip
         h5.flush()
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fmt.fsync_dir(path.parent)
+        h5.close()
+        with open(self.tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(self.tmp, self.path)
+        fmt.fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        """Drop the unfinished file (the task failed as a whole or the run was interrupted)."""
+        with contextlib.suppress(Exception):
+            self.h5.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
 
 
 class ShardContents:
@@ -293,43 +353,44 @@ class ZooWriter:
     def done_ids(self) -> set[int]:
         return {int(i) for _, contents in self.shards for i in contents.model_ids}
 
-    def add(self, results: Sequence[RunResult]) -> None:
-        """Seal ``results`` (one task) as a shard, then commit tables and manifest."""
-        if not results:
-            return
+    def begin(self, runs: Sequence[Run]) -> ShardBuilder | None:
+        """A shard for the runs not stored yet (None when all are), to stream weights into while
+        a task trains; pass it to :meth:`add` with the task's results."""
+        fresh = [run for run in runs if run.model_id not in self.done_ids()]
+        if not fresh:
+            return None
+        self._ensure_folder()
+        relative = fmt.shard_name(min(run.model_id for run in fresh))
+        if (self.dir / relative).exists():  # an adopted orphan holds that name; ids never overlap
+            relative = relative.replace(".h5", f"-{len(self.shards)}.h5")
+        parameters = sum(int(np.prod(s["shape"])) for s in self.layout)
+        return ShardBuilder(self.dir / relative, fresh, self.epochs, parameters,
+                            self.spec.fingerprint, self.spec.name)  # fmt: skip
+
+    def add(self, results: Sequence[RunResult], builder: ShardBuilder | None = None) -> None:
+        """Seal ``results`` (one task) as a shard, then commit tables and manifest. With a
+        ``builder`` (from :meth:`begin`) the weights were streamed into it already."""
         done = self.done_ids()
         fresh = [r for r in results if r.model_id not in done]
         if not fresh:
+            if builder is not None:
+                builder.abort()
             return
-        fresh = [self._on_zoo_axis(r) for r in fresh]
-        self._ensure_folder()
-        relative = fmt.shard_name(min(r.model_id for r in fresh))
-        path = self.dir / relative
-        if path.exists():  # an adopted orphan holds that name; keep both, ids never overlap
-            relative = relative.replace(".h5", f"-{len(self.shards)}.h5")
-            path = self.dir / relative
-        write_shard(path, fresh, self.epochs, self.spec.fingerprint, self.spec.name)
+        if builder is None:
+            builder = self.begin([self.runs_by_id[r.model_id] for r in fresh])
+            builder.write_all(fresh)
+        try:
+            builder.finish(fresh)
+        except BaseException:
+            builder.abort()
+            raise
         crash_point("after-shard")
+        path = builder.path
+        relative = f"{fmt.SHARD_DIR}/{path.name}"
         self.shards.append((relative, ShardContents(path)))
         self.shard_meta.append({"path": relative, "sha256": fmt.sha256_file(path),
                                 "models": len(fresh), "bytes": path.stat().st_size})  # fmt: skip
         self._commit()
-
-    def _on_zoo_axis(self, result: RunResult) -> RunResult:
-        """Place a run's stored epochs on the zoo's epoch axis (NaN where it has none)."""
-        own = list(self.runs_by_id[result.model_id].stored_epochs)
-        if own == self.epochs:
-            return result
-        rows = [self.epochs.index(e) for e in own]
-        weights = np.full((len(self.epochs), result.weights.shape[1]), np.nan, np.float32)
-        weights[rows] = result.weights
-        f1 = np.full((len(self.epochs), result.f1.shape[1]), np.nan, np.float32)
-        f1[rows] = result.f1
-        metrics = {}
-        for name, values in result.metrics.items():
-            metrics[name] = np.full(len(self.epochs), np.nan)
-            metrics[name][rows] = values
-        return dataclasses.replace(result, weights=weights, f1=f1, metrics=metrics)
 
     def counts(self) -> dict[str, int]:
         statuses = [s for _, contents in self.shards for s in contents.status]

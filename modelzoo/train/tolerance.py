@@ -15,6 +15,11 @@ plain reference at each epoch is the run's *chaos*; the bound is ``CHAOS_FACTOR`
 least one ulp of the largest weight). docs/engine.md ("Tolerance and what the tests check") has
 the derivation and the measurements behind the factor; ``benchmarks/engine_tolerance.py``
 reproduces them.
+
+What it does not cover: a max-pool window whose two largest inputs come closer than the engines'
+rounding difference sends that step's gradient to another input (a discrete jump, ~1e-5 in the
+layers below the pool). The chance grows with the number of pool windows trained (CNN-medium on
+3x32x32 inputs: twice in 16 runs of 6 epochs), so long runs of such nets are compared by metrics.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from ..spec import Run
 from .reference import train_reference
 from .result import RunResult
 
-CHAOS_FACTOR = 8  # engine drift <= 2.x times the chaos in every measured run; 3-4x margin
+CHAOS_FACTOR = 8  # engine drift <= 1.2x the chaos in every swept run without a pool tie flip
 PERTURBATIONS = ("images+1ulp", "init+1ulp", "native-conv")
 
 

@@ -21,6 +21,7 @@ behind each choice.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from ..plan import EVAL_CACHE_VALUES, EVAL_VALUES, MIN_MODELS_PER_THREAD
 from ..seeding import derive_seed, dropout_keys, epoch_order
 from ..spec import Run
 from .reference import build_initialised_model
-from .result import STATUS_DIVERGED, STATUS_OK, RunResult
+from .result import STATUS_DIVERGED, STATUS_OK, EpochSink, RunResult
 from .stacked import Dropout, StackedNet, cross_entropy_step
 
 # Training fields that must agree within a group (with dataset, architecture, stored epochs: the
@@ -54,6 +55,13 @@ def check_group(runs: list[Run]) -> None:
     if not runs:
         raise ValueError("train_vectorized needs at least one run")
     first = runs[0]
+    name = first.architecture["name"]
+    if not get_architecture(name).is_layer_table:
+        raise ValueError(f"architecture {name!r} is not a layer table; train it with the "
+                         "reference engine")  # fmt: skip
+    for key, plain in (("schedule", "constant"), ("augment", "none")):
+        if first.training.get(key, plain) != plain:
+            raise ValueError(f"training.{key} {first.training[key]!r} needs the reference engine")
     for run in runs[1:]:
         same = (run.dataset, run.architecture, run.stored_epochs)
         if same != (first.dataset, first.architecture, first.stored_epochs):
@@ -92,6 +100,7 @@ def train_vectorized(
     device: torch.device | str = "cpu",
     progress: Callable[[int], None] | None = None,
     initial: np.ndarray | None = None,
+    sink: EpochSink | None = None,
 ) -> list[RunResult]:
     """Train ``runs`` (one shape group) together; one RunResult per run, in order.
 
@@ -104,7 +113,9 @@ def train_vectorized(
     divided by the number of models trained concurrently. ``progress(n)`` is called after every
     trained epoch of every part with the part's model count n (from the part's thread), so a
     caller sees model-epochs as they happen. ``initial`` (float32 ``[len(runs), P]``) replaces
-    the seeded initial weights, e.g. to fine-tune given networks.
+    the seeded initial weights, e.g. to fine-tune given networks. With a ``sink`` every stored
+    epoch's weights go there as they are recorded (``sink(model_id, row, weights)``, from the
+    part's thread) and the results carry none.
     """
     check_group(runs)
     device = torch.device(device)
@@ -124,10 +135,10 @@ def train_vectorized(
     torch.set_num_threads(1)
     try:
         if parts == 1:
-            return _train_group(runs, data, device, len(runs), progress, initial)
+            return _train_group(runs, data, device, len(runs), progress, initial, sink)
         with ThreadPoolExecutor(parts, thread_name_prefix="modelzoo-engine") as pool:
-            futures = [pool.submit(_train_group, part, data, device, len(runs), progress, start)
-                       for part, start in pieces]  # fmt: skip
+            futures = [pool.submit(_train_group, part, data, device, len(runs), progress, start,
+                                   sink) for part, start in pieces]  # fmt: skip
             return [result for future in futures for result in future.result()]
     finally:
         torch.set_num_threads(threads)
@@ -140,6 +151,7 @@ def _train_group(
     concurrent: int,
     progress: Callable[[int], None] | None = None,
     initial: np.ndarray | None = None,
+    sink: EpochSink | None = None,
 ) -> list[RunResult]:
     """The training loop of one stacked network (``concurrent``: models trained in parallel)."""
     train, k = data.train, len(data.train.classes)
@@ -150,7 +162,8 @@ def _train_group(
         # keeps a lone run bit-identical to the same run inside any group
         twins = None if initial is None else np.concatenate([initial, initial])
         tick = None if progress is None else (lambda n: progress(n // 2))
-        return _train_group(runs * 2, data, device, concurrent, tick, twins)[:1]
+        first_only = None if sink is None else functools.partial(_once, sink, set())
+        return _train_group(runs * 2, data, device, concurrent, tick, twins, first_only)[:1]
     m, first = len(runs), runs[0]
     training = first.training
     images, labels = train.images.to(device).flatten(1), train.labels.to(device)
@@ -168,7 +181,7 @@ def _train_group(
     dropout = make_dropout(runs, device)
 
     stored = first.stored_epochs
-    weights = np.full((m, len(stored), net.parameters), np.nan, dtype=np.float32)
+    weights = None if sink else np.full((m, len(stored), net.parameters), np.nan, np.float32)
     metrics = {name: np.full((m, len(stored)), np.nan) for name in SCALAR_METRICS}
     f1 = np.full((m, len(stored), k), np.nan, dtype=np.float32)
     status, error, diverged_epoch = [STATUS_OK] * m, [""] * m, [-1] * m
@@ -183,7 +196,12 @@ def _train_group(
         if epoch not in stored or not live:
             return
         row = stored.index(epoch)
-        weights[live, row] = params.cpu().numpy()[live]
+        block = params.cpu().numpy()
+        if sink is None:
+            weights[live, row] = block[live]
+        else:
+            for i in live:
+                sink(runs[i].model_id, row, block[i])
         scores = {name: score_split(logits, *split, k, chunk=chunk)
                   for name, split in splits.items() if split is not None}  # fmt: skip
         for name, values in scores.items():
@@ -242,12 +260,19 @@ def _train_group(
                 progress(m)
     return [
         RunResult(
-            model_id=run.model_id, run_key=run.key, weights=weights[i],
+            model_id=run.model_id, run_key=run.key, weights=None if sink else weights[i],
             metrics={name: values[i] for name, values in metrics.items()}, f1=f1[i],
             status=status[i], error=error[i], diverged_epoch=diverged_epoch[i],
         )
         for i, run in enumerate(runs)
     ]  # fmt: skip
+
+
+def _once(sink: EpochSink, seen: set, model_id: int, row: int, values: np.ndarray) -> None:
+    """Pass on each (model, row) once: a lone CNN run trains with a twin of the same id."""
+    if (model_id, row) not in seen:
+        seen.add((model_id, row))
+        sink(model_id, row, values)
 
 
 def make_dropout(runs: list[Run], device: torch.device) -> Dropout | None:
