@@ -102,7 +102,9 @@ def import_ray_tune(source: Path, out: Path, dataset: str | None, architecture: 
     trials = sorted(p.parent for p in source.rglob("params.json"))
     if not trials:
         raise ModelZooError(f"{source}: no Ray Tune trial folders (none holds params.json)")
-    models = [read_trial(trial) for trial in trials]
+    from tqdm import tqdm
+
+    models = [read_trial(trial) for trial in tqdm(trials, desc="trials", unit="trial")]
     if architecture is None:
         readable = next((s for m in models for s in m.states if s is not None), None)
         if readable is None:

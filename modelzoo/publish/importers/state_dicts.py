@@ -47,8 +47,11 @@ def import_state_dicts(source: Path, out: Path, dataset: str | None, architectur
         model=table["model"] if "model" in table else table["file"],
         epoch=table["epoch"].astype(int) if "epoch" in table else 0,
     )
+    from tqdm import tqdm
+
     models = []
-    for key, rows in table.groupby("model", sort=False):
+    groups = table.groupby("model", sort=False)
+    for key, rows in tqdm(groups, total=groups.ngroups, desc="models", unit="model"):
         rows = rows.sort_values("epoch")
         first = rows.iloc[0]
         constant = {c: first[c] for c in rows.columns
