@@ -1,0 +1,147 @@
+"""What ``modelzoo probe`` writes: results.csv (long), results.md (the papers' layouts), PNGs.
+
+results.md holds seed 001's Table 5 layout (targets x feature sets, test R^2 in %, accuracy in %
+for categorical targets), the metanetwork papers' Kendall's tau table, and, with OOD zoos, seed
+001's Table 7 layout (Kendall's tau, trained-on zoo x evaluated-on zoo and feature set). Everything
+is written into a temporary sibling folder and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelZooError
+from .api import ProbeResult
+
+
+def _table(results: pd.DataFrame, metric: str, split: str, scale: float) -> pd.DataFrame:
+    picked = results[(results["metric"] == metric) & (results["split"] == split)]
+    if picked.empty:
+        return pd.DataFrame()
+    order_t = list(dict.fromkeys(picked["target"]))
+    order_f = list(dict.fromkeys(picked["features"]))
+    wide = picked.pivot_table(index="target", columns="features", values="value", aggfunc="first")
+    return wide.reindex(index=order_t, columns=order_f) * scale
+
+
+def _markdown(wide: pd.DataFrame, digits: int) -> str:
+    header = "| target | " + " | ".join(wide.columns) + " |"
+    lines = [header, "|" + " --- |" * (len(wide.columns) + 1)]
+    for target, row in wide.iterrows():
+        cells = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in row]
+        lines.append(f"| {target} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(result: ProbeResult, zoo_name: str, settings: str) -> str:
+    """results.md: the tables, then the notes."""
+    results = result.results
+    probe = ", ".join(dict.fromkeys(results["probe"]))
+    parts = [f"# Probe results: {zoo_name}", "", f"{settings}; probe: {probe}.", ""]
+    r2 = _table(results, "r2", "test", 100.0)
+    if not r2.empty:
+        parts += [
+            "## R^2 in % on the test split (seed 001, Table 5 layout)",
+            "",
+            _markdown(r2, 1),
+            "",
+        ]
+    tau = _table(results, "kendall_tau", "test", 1.0)
+    if not tau.empty:
+        parts += [
+            "## Kendall's tau on the test split (metanetwork papers)",
+            "",
+            _markdown(tau, 3),
+            "",
+        ]
+    acc = _table(results, "accuracy", "test", 100.0)
+    if not acc.empty:
+        parts += [
+            "## Accuracy in % on the test split (categorical targets)",
+            "",
+            _markdown(acc, 1),
+            "",
+        ]
+    ood = sorted({s for s in results["split"] if s.startswith("ood:")})
+    if ood:
+        parts += [f"## Out of distribution: Kendall's tau (seed 001, Table 7 layout; trained on "
+                  f"{zoo_name}, scored on each zoo's test split)", ""]  # fmt: skip
+        tau_all = results[results["metric"] == "kendall_tau"]
+        for target in dict.fromkeys(tau_all["target"]):
+            one = tau_all[tau_all["target"] == target]
+            columns, cells = [], []
+            for split in ["test", *ood]:
+                label = zoo_name if split == "test" else split.removeprefix("ood:")
+                for features in dict.fromkeys(one["features"]):
+                    value = one[(one["split"] == split) & (one["features"] == features)]["value"]
+                    columns.append(f"{label} {features}")
+                    cells.append(
+                        "" if value.empty or pd.isna(value.iloc[0]) else f"{value.iloc[0]:.2f}"
+                    )
+            parts += [f"**{target}**", "", "| trained on | " + " | ".join(columns) + " |",
+                      "|" + " --- |" * (len(columns) + 1), f"| {zoo_name} | " + " | ".join(cells) + " |", ""]  # fmt: skip
+    if result.notes:
+        parts += ["## Notes", ""] + [f"- {note}" for note in dict.fromkeys(result.notes)] + [""]
+    return "\n".join(parts)
+
+
+def plot_accuracy(result: ProbeResult, folder: Path, target: str = "test_acc") -> list[str]:
+    """One PNG per feature set: predicted vs. true ``target`` on the test split (and OOD zoos)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    predictions = result.predictions
+    if predictions.empty or target not in set(predictions["target"]):
+        return written
+    for features in dict.fromkeys(predictions["features"]):
+        one = predictions[(predictions["features"] == features) & (predictions["target"] == target)]
+        figure, axis = plt.subplots(figsize=(4.5, 4.5))
+        for split in dict.fromkeys(one["split"]):
+            part = one[one["split"] == split]
+            axis.scatter(part["true"].astype(float), part["predicted"].astype(float), s=4, alpha=0.4,
+                         label=split)  # fmt: skip
+        low = float(np.nanmin(one[["true", "predicted"]].astype(float).to_numpy()))
+        high = float(np.nanmax(one[["true", "predicted"]].astype(float).to_numpy()))
+        axis.plot([low, high], [low, high], color="black", linewidth=0.8)
+        axis.set(xlabel=f"true {target}", ylabel=f"predicted {target}", title=features)
+        axis.legend(loc="upper left", markerscale=3)
+        figure.tight_layout()
+        name = f"pred_{target}_{features.replace(':', '_').replace('/', '_')}.png"[:120]
+        figure.savefig(folder / name, dpi=110)
+        plt.close(figure)
+        written.append(name)
+    return written
+
+
+def check_out(out: Path) -> None:
+    """OUT must be new (or an empty folder), so nothing earlier is overwritten."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ModelZooError(f"--out {out}: exists and is not an empty folder")
+
+
+def write_results(result: ProbeResult, out: Path, zoo_name: str, settings: str) -> Path:
+    """results.csv, results.md and the PNGs into ``out``, atomically (temp folder, then rename)."""
+    out = Path(out)
+    check_out(out)
+    temporary = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    try:
+        result.results.to_csv(temporary / "results.csv", index=False)
+        (temporary / "results.md").write_text(markdown(result, zoo_name, settings))
+        plot_accuracy(result, temporary)
+        if out.exists():
+            out.rmdir()
+        temporary.rename(out)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return out
