@@ -164,6 +164,14 @@ def test_malicious_archive_is_refused_and_nothing_written(env, tmp_path, kind):
     assert (set(cache.iterdir()) if cache.exists() else set()) == cached_before
 
 
+def test_damaged_archive_is_one_line(tmp_path):
+    archive = tmp_path / "broken.tar.gz"
+    archive.write_bytes(b"\x1f\x8b this is not gzip")
+    with pytest.raises(StoreError, match="unreadable archive") as error:
+        published.resolve_zoo(archive)
+    assert "\n" not in str(error.value)
+
+
 def test_card_front_matter_and_snippet_without_modelzoo(env):
     from modelzoo.publish.card import LOAD_MARKER
     from modelzoo.zoo import open_zoo
@@ -244,6 +252,8 @@ def test_cli_refuses_bad_input_with_one_line(env, tmp_path):
         ["publish", str(env["source"]), "--out", str(tmp_path / "x"), "--license", "gpl-9"],
         ["publish", str(tmp_path / "nothing"), "--out", str(tmp_path / "y")],
         ["report", str(env["source"]), "--out", str(tmp_path / "r"), "--epoch", "99"],
+        ["report", str(env["folder"]), "--out", str(env["folder"] / "more")],  # inside the zoo
+        ["publish", str(env["source"]), "--out", str(env["source"] / "dist")],
     ]
     for args in cases:
         result = runner.invoke(group, args)

@@ -30,11 +30,16 @@ def report(zoo: Path, out: Path | None, epoch: int | None, projection: str) -> N
     Example:
       modelzoo report storage/tetris_seed --out reports/tetris_seed
     """
+    from ..errors import ModelZooError
     from ..zoo import open_zoo
-    from .report import make_report
+    from .report import inside, make_report
 
     with open_zoo(zoo) as opened:
-        written = make_report(opened, out or Path("reports") / opened.name, epoch, projection)
+        out = out or Path("reports") / opened.name
+        if inside(out, Path(opened.path)):
+            raise ModelZooError(f"--out {out}: inside the zoo folder {opened.path}; reading a zoo "
+                                "never writes into it, choose a folder outside")  # fmt: skip
+        written = make_report(opened, out, epoch, projection)
     click.echo(f"wrote {written} and its pictures")
 
 

@@ -58,6 +58,10 @@ def publish_zoo(
     if target.exists():
         raise ModelZooError(f"{target}: already exists; choose another --out or delete it")
     folder = resolve_zoo(source)
+    if folder.is_dir() and (
+        out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents
+    ):
+        raise ModelZooError(f"--out {out}: inside the zoo folder {folder}; choose a folder outside")
     report = verify_zoo(folder)
     if not report.ok:
         raise ModelZooError(f"{source}: zoo is damaged ({report.problems[0]}); run `modelzoo "

@@ -38,6 +38,12 @@ def grid_factors(zoo: Zoo) -> dict[str, list]:
     return {k: v for k, v in zoo.factors().items() if k != "seed"}
 
 
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies in it (symlinks resolved)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
 def _thin(values: list[int], limit: int = MAX_BOXES) -> list[int]:
     if len(values) <= limit:
         return values

@@ -103,7 +103,8 @@ def _unpack(archive: Path, kind: str, target: Path) -> None:
                     check_member(archive, member)
                 tar.extractall(staging, members=members, filter="data")
         except (tarfile.TarError, OSError, EOFError) as error:
-            raise StoreError(f"{archive}: unreadable archive: {error}") from None
+            detail = " ".join(str(error).split())  # one line, whatever tarfile says
+            raise StoreError(f"{archive}: unreadable archive: {detail}") from None
         if kind == "zst":
             source.unlink()
         try:
@@ -126,7 +127,7 @@ def _decompress_zstd(archive: Path, out: Path) -> None:
         with open(archive, "rb") as src, open(out, "wb") as dst:
             zstandard.ZstdDecompressor().copy_stream(src, dst)
     except zstandard.ZstdError as error:
-        raise StoreError(f"{archive}: unreadable archive: {error}") from None
+        raise StoreError(f"{archive}: unreadable archive: {' '.join(str(error).split())}") from None
 
 
 # ---------------------------------------------------------------------------- read-only zoos
