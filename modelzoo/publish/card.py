@@ -172,7 +172,7 @@ zoo = "{folder}"  # path of this folder
 manifest = json.load(open(f"{{zoo}}/zoo.json"))
 models = pq.read_table(f"{{zoo}}/models.parquet").to_pandas()
 row = models.iloc[0]
-epoch_index = manifest["epochs"].index(manifest["epochs"][-1])
+epoch_index = len(manifest["epochs"]) - 1  # position of the last stored epoch
 with h5py.File(f"{{zoo}}/{{row['shard']}}", "r") as h5:
     flat = h5["weights"][row["row"], epoch_index]  # float32 [parameters]
 tensors = {{
