@@ -95,7 +95,7 @@ class _Column:
         self.estimator, self.j = estimator, j
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.estimator.predict(x)[:, self.j]
+        return np.reshape(self.estimator.predict(x), (len(x), -1))[:, self.j]
 
 
 def fit_ridges(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
@@ -110,10 +110,11 @@ def fit_ridges(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     xt, xv = scaler.transform(x_train), scaler.transform(x_val)
     fits = [Ridge(alpha=a).fit(xt, y_train) for a in ALPHAS]
     chosen = []
+    predicted = [np.reshape(fit.predict(xv), (len(xv), -1)) for fit in fits]
     for j in range(y_train.shape[1]):
-        scores = [r2_score(y_val[:, j], fit.predict(xv)[:, j]) if len(xv) > 1 else 0.0
-                  for fit in fits]  # fmt: skip
-        best = int(np.argmax(scores))
+        scores = np.array([r2_score(y_val[:, j], p[:, j]) if len(xv) > 1 else 0.0
+                           for p in predicted])  # fmt: skip
+        best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
         chosen.append(FittedProbe(scaler, _Column(fits[best], j), float(ALPHAS[best])))
     return chosen
 

@@ -1,0 +1,184 @@
+"""modelzoo probe: splits, s(W), probes and metrics, each against an independent computation
+(numpy from the state dict, plain scikit-learn, scipy, a pairwise count), and the command's files
+and errors. Zoos: tests/test_zoo_helpers.py (12 tetris seeds x 4 epochs; 12-model activation grid;
+6 digits CNNs)."""
+
+from __future__ import annotations
+
+import click
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from sklearn.linear_model import Ridge
+from sklearn.metrics import r2_score
+from sklearn.preprocessing import StandardScaler
+
+from modelzoo import open_zoo
+from modelzoo.cli import ZooGroup
+from modelzoo.probe import kendall_tau, layer_statistics, load_samples, run_probe
+from modelzoo.probe.cli import probe as probe_command
+from modelzoo.probe.probes import ALPHAS, fit_probe, score
+from modelzoo.tokens import WeightStructure
+from tests.test_zoo_helpers import digits_zoo, grid_zoo, seed_zoo
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return open_zoo(seed_zoo())
+
+
+@pytest.fixture(scope="module")
+def result(zoo):
+    return run_probe(zoo, ["W", "sW", "pca_linear", "pca_rbf"], ood=[grid_zoo()], progress=False)
+
+
+def cli(args):
+    group = ZooGroup(name="modelzoo", commands={"probe": probe_command})
+    return CliRunner().invoke(group, ["probe", *map(str, args)])
+
+
+def test_no_model_in_two_splits_and_splits_are_the_zoos(zoo):
+    table = load_samples(zoo).table
+    assert (table.groupby("model_id")["split"].nunique() == 1).all()
+    for name, ids in zoo.split((0.7, 0.15, 0.15), 0).items():
+        assert set(table.loc[table["split"] == name, "model_id"]) == set(ids.tolist())
+    assert len(table) == len(zoo) * len(zoo.epochs)
+
+
+def test_epochs_last_and_window(zoo):
+    last = load_samples(zoo, "last").table
+    assert list(last["epoch"]) == [max(zoo.epochs)] * len(zoo)
+    window = run_probe(zoo, ["sW"], ["test_acc"], epochs="1:2", progress=False)
+    assert set(window.predictions["epoch"]) <= {1, 2}
+
+
+def test_layer_statistics_equal_numpy_on_one_model(zoo):
+    state = zoo.state_dict(3, 2)
+    expected = []
+    for module in dict.fromkeys(name.rsplit(".", 1)[0] for name in state):
+        values = np.concatenate([state[f"{module}.{p}"].numpy().ravel() for p in ("weight", "bias")
+                                 if f"{module}.{p}" in state]).astype(np.float64)  # fmt: skip
+        expected += [values.mean(), values.var(), values.min(), np.percentile(values, 25),
+                     np.median(values), np.percentile(values, 75), values.max()]  # fmt: skip
+    got = layer_statistics(zoo.weights(3, 2)[None], WeightStructure.of(zoo))[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_exact_linear_target_is_recovered_and_shuffled_is_not(zoo):
+    samples = load_samples(zoo)  # s(W): fewer features (14) than train states (32)
+    x = layer_statistics(samples.weights, WeightStructure.of(zoo))
+    tr, va, te = (samples.rows(s) for s in ("train", "val", "test"))
+    beta = np.random.default_rng(1).normal(size=x.shape[1])
+    y = x @ beta + 0.5
+    fitted = fit_probe("linear", "continuous", x[tr], y[tr], x[va], y[va])
+    assert score("continuous", y[te], fitted.predict(x[te]))["r2"] > 0.999
+    accuracy = samples.table["test_acc"].to_numpy()
+    noise = np.random.default_rng(2).permutation(accuracy)  # shuffled: no link to the weights
+    fitted = fit_probe("linear", "continuous", x[tr], noise[tr], x[va], noise[va])
+    assert score("continuous", noise[te], fitted.predict(x[te]))["r2"] <= 0.05
+
+
+def test_kendall_tau_equals_pairwise_count_and_scipy():
+    from scipy.stats import kendalltau
+
+    a = np.array([0.1, 0.4, 0.35, 0.8, 0.6, 0.2])
+    b = np.array([1.0, 3.0, 2.5, 2.0, 5.0, 0.5])
+    pairs = [(i, j) for i in range(6) for j in range(i + 1, 6)]
+    concordant = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs)
+    assert kendall_tau(a, b) == pytest.approx(concordant / len(pairs))
+    assert kendall_tau(a, b) == pytest.approx(kendalltau(a, b).statistic)
+    assert np.isnan(kendall_tau(a, np.ones(6)))
+
+
+def test_ridge_r2_equals_plain_sklearn(zoo, result):
+    """The W -> epoch number recomputed with plain h5py-free scikit-learn, as the shared checker does."""
+    split = zoo.split((0.7, 0.15, 0.15), 0)
+    w = zoo.weights()
+    epochs = np.broadcast_to(np.array(zoo.epochs, float), w.shape[:2])
+    acc = zoo.metrics.pivot(index="model_id", columns="epoch", values="test_acc").to_numpy()
+    pos = {int(m): i for i, m in enumerate(zoo.model_ids)}
+    rows = {k: [pos[int(m)] for m in v] for k, v in split.items()}
+    flat = {k: w[r].reshape(-1, w.shape[-1]) for k, r in rows.items()}
+    scaler = StandardScaler().fit(flat["train"])
+    for target, y in (("epoch", epochs), ("test_acc", acc)):
+        ys = {k: y[r].ravel() for k, r in rows.items()}
+        fits = [Ridge(alpha=a).fit(scaler.transform(flat["train"]), ys["train"]) for a in ALPHAS]
+        best = max(fits, key=lambda f: r2_score(ys["val"], f.predict(scaler.transform(flat["val"]))))
+        expected = r2_score(ys["test"], best.predict(scaler.transform(flat["test"])))
+        r = result.results
+        got = r.query("target == @target and features == 'W' and metric == 'r2' and split == 'test'")
+        assert got["value"].item() == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_tau_and_r2_in_table_match_the_predictions(result):
+    preds = result.predictions.query("target == 'test_acc' and features == 'sW'")
+    for split, part in preds.groupby("split"):
+        from scipy.stats import kendalltau
+
+        rows = result.results.query("target == 'test_acc' and features == 'sW' and split == @split")
+        values = dict(zip(rows["metric"], rows["value"]))
+        assert values["r2"] == pytest.approx(r2_score(part["true"], part["predicted"]))
+        assert values["kendall_tau"] == pytest.approx(kendalltau(part["true"], part["predicted"]).statistic)
+    assert {"test", "ood:grid_tetris"} <= set(preds["split"])
+
+
+def test_constant_targets_are_skipped_with_a_note(result):
+    assert any("lr: constant" in note for note in result.notes)
+    assert "lr" not in set(result.results["target"])
+    assert {"epoch", "test_acc", "gap", "f1_0", "seed"} <= set(result.results["target"])
+
+
+def test_categorical_target_gets_accuracy():
+    r = run_probe(grid_zoo(), ["sW"], ["activation", "epoch"], progress=False)
+    acc = r.results.query("target == 'activation' and split == 'test'")
+    assert list(acc["metric"]) == ["accuracy"] and 0.0 <= acc["value"].item() <= 1.0
+    part = r.predictions.query("target == 'activation'")
+    assert acc["value"].item() == pytest.approx((part["true"] == part["predicted"]).mean())
+
+
+def test_cli_writes_results(tmp_path):
+    out = tmp_path / "out"
+    got = cli([seed_zoo(), "--features", "W,sW", "--targets", "test_acc,epoch,f1", "--out", out,
+               "--quiet"])  # fmt: skip
+    assert got.exit_code == 0, got.output
+    table = pd.read_csv(out / "results.csv")
+    assert list(table.columns) == ["target", "features", "probe", "metric", "split", "value"]
+    assert set(table["target"]) == {"test_acc", "epoch", "f1_0", "f1_1", "f1_2", "f1_3"}
+    assert "Table 5" in (out / "results.md").read_text()
+    assert (out / "pred_test_acc_W.png").stat().st_size > 1000
+    assert (out / "pred_test_acc_sW.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--features", "W,nope"], ["nope", "sW", "pca_rbf", "umap"]),
+        (["--targets", "nope"], ["nope", "test_acc", "f1"]),
+        (["--epochs", "99"], ["--epochs", "all, last"]),
+        (["--splits", "0.5,x"], ["--splits"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, args, words):
+    out = tmp_path / "out"
+    got = cli([seed_zoo(), *args, "--out", out, "--quiet"])
+    assert got.exit_code == 2, got.output
+    assert got.output.startswith("error:") and got.output.count("\n") == 1
+    assert all(word in got.output for word in words)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_missing_zoo_ood_architecture_and_full_out(tmp_path):
+    assert cli([tmp_path / "none", "--out", tmp_path / "o"]).exit_code == 2
+    got = cli([seed_zoo(), "--features", "sW", "--ood", digits_zoo(), "--quiet"])
+    assert got.exit_code == 2 and "differs" in got.output
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("x")
+    got = cli([seed_zoo(), "--features", "sW", "--out", full, "--quiet"])
+    assert got.exit_code == 2 and sorted(p.name for p in full.iterdir()) == ["keep.txt"]
+
+
+def test_help_teaches():
+    got = CliRunner().invoke(probe_command, ["--help"])
+    assert got.exit_code == 0 and "Example" in got.output and "--epochs" in got.output
