@@ -131,6 +131,21 @@ def test_tampered_file_is_named_by_verify(env, tmp_path):
     assert "report/status.png: listed in SHA256SUMS but missing" in result.output
 
 
+@needs_hooks
+def test_tampered_archive_member_is_named_by_verify(env, tmp_path):
+    from modelzoo.store.verify import verify_zoo
+
+    archive = tmp_path / "grid.tar.gz"
+    with tarfile.open(env["gz"]) as source, tarfile.open(archive, "w:gz") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isreg() else None
+            if member.name == "grid/metrics.parquet":
+                data = data[:-9] + bytes([data[-9] ^ 1]) + data[-8:]  # one bit, before the footer
+            target.addfile(member, io.BytesIO(data) if data is not None else None)
+    report = verify_zoo(archive)
+    assert any(p.startswith("metrics.parquet: sha256 differs") for p in report.problems)
+
+
 def _evil(path: Path, kind: str) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         ok = tarfile.TarInfo("zoo/zoo.json")
