@@ -182,3 +182,30 @@ def test_missing_zoo_ood_architecture_and_full_out(tmp_path):
 def test_help_teaches():
     got = CliRunner().invoke(probe_command, ["--help"])
     assert got.exit_code == 0 and "Example" in got.output and "--epochs" in got.output
+
+
+@pytest.fixture(scope="module")
+def ae_run(tmp_path_factory):
+    from modelzoo.hyperrep import train_autoencoder
+
+    tiny = {"model": {"d_model": 16, "heads": 2, "ff_dim": 32, "latent": 8, "dropout": 0.1},
+            "projection": {"layers": 2, "hidden": 16, "out": 8},
+            "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "warmup": 0.1}}  # fmt: skip
+    out = tmp_path_factory.mktemp("probe-ae") / "ecd"
+    train_autoencoder(seed_zoo(), tiny, preset="ecd", out=out)
+    return out
+
+
+def test_embedding_features_are_the_runs_embeddings(zoo, ae_run):
+    from modelzoo.probe.features import FeatureContext, build_transform
+
+    stored = pd.read_parquet(ae_run / "embeddings.parquet").sort_values(["model_id", "epoch"])
+    samples = load_samples(zoo)
+    context = FeatureContext(samples.weights, WeightStructure.of(zoo))
+    z = build_transform(f"embedding:{ae_run}", context)(samples.weights)
+    columns = [c for c in stored.columns if c.startswith("z_")]
+    np.testing.assert_allclose(z, stored[columns].to_numpy(), rtol=1e-4, atol=1e-5)
+    got = cli([seed_zoo(), "--embeddings", ae_run, "--features", "sW", "--targets", "epoch",
+               "--ood", grid_zoo(), "--quiet"])  # fmt: skip
+    assert got.exit_code == 0, got.output
+    assert f"embedding:{ae_run}" in got.output and "Table 7" in got.output

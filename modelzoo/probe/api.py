@@ -54,6 +54,25 @@ def _same_architecture(zoo, other) -> None:
                             f"({zoo.parameters} parameters) of {zoo.path}")  # fmt: skip
 
 
+def _embedding_notes(name: str, zoo, fractions, split_seed) -> list[str]:
+    """Warn when a train-ae run was trained on another zoo or split than the probe uses."""
+    import yaml
+
+    config_file = Path(name.partition(":")[2]) / "config.yaml"
+    if not config_file.is_file():
+        return []
+    record = (yaml.safe_load(config_file.read_text()) or {}).get("zoo", {})
+    notes = []
+    if record.get("spec_fingerprint") not in (None, zoo.manifest.get("spec_fingerprint")):
+        notes.append(f"{name}: encoder trained on zoo {record.get('name')}, not {zoo.name}")
+    elif [float(f) for f in record.get("splits", fractions)] != [float(f) for f in fractions] or int(
+        record.get("split_seed", split_seed)) != int(split_seed):  # fmt: skip
+        notes.append(f"{name}: encoder trained on splits {record.get('splits')} (seed "
+                     f"{record.get('split_seed')}), probe uses {list(fractions)} (seed "
+                     f"{split_seed}): the encoder may have seen test models")  # fmt: skip
+    return notes
+
+
 def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence[str] | None = None,
               probe: str = "linear", epochs: str | Sequence[int] = "all", ood: Sequence = (),
               fractions: Sequence[float] = DEFAULT_FRACTIONS, split_seed: int = 0,
@@ -90,6 +109,8 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
     bar = tqdm(total=len(features) * len(chosen), desc="probe", unit="fit", disable=not progress)
     for name in features:
         start = time.perf_counter()
+        if name.startswith("embedding:"):
+            notes += _embedding_notes(name, zoo, fractions, split_seed)
         context = FeatureContext(samples.weights[train], structure, components, fit_samples, seed)
         transform = build_transform(name, context)
         x = transform(samples.weights)
