@@ -5,7 +5,6 @@ and errors. Zoos: tests/test_zoo_helpers.py (12 tetris seeds x 4 epochs; 12-mode
 
 from __future__ import annotations
 
-import click
 import numpy as np
 import pandas as pd
 import pytest
@@ -101,25 +100,31 @@ def test_ridge_r2_equals_plain_sklearn(zoo, result):
     rows = {k: [pos[int(m)] for m in v] for k, v in split.items()}
     flat = {k: w[r].reshape(-1, w.shape[-1]) for k, r in rows.items()}
     scaler = StandardScaler().fit(flat["train"])
-    for target, y in (("epoch", epochs), ("test_acc", acc)):
+    for target, y in (("epoch", epochs), ("test_acc", acc)):  # noqa: B007 (used in query)
         ys = {k: y[r].ravel() for k, r in rows.items()}
         fits = [Ridge(alpha=a).fit(scaler.transform(flat["train"]), ys["train"]) for a in ALPHAS]
-        best = max(fits, key=lambda f: r2_score(ys["val"], f.predict(scaler.transform(flat["val"]))))
+        best = max(
+            fits, key=lambda f: r2_score(ys["val"], f.predict(scaler.transform(flat["val"])))
+        )
         expected = r2_score(ys["test"], best.predict(scaler.transform(flat["test"])))
         r = result.results
-        got = r.query("target == @target and features == 'W' and metric == 'r2' and split == 'test'")
+        got = r.query(
+            "target == @target and features == 'W' and metric == 'r2' and split == 'test'"
+        )
         assert got["value"].item() == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
 
 def test_tau_and_r2_in_table_match_the_predictions(result):
     preds = result.predictions.query("target == 'test_acc' and features == 'sW'")
-    for split, part in preds.groupby("split"):
+    for split, part in preds.groupby("split"):  # noqa: B007 (used in query)
         from scipy.stats import kendalltau
 
         rows = result.results.query("target == 'test_acc' and features == 'sW' and split == @split")
         values = dict(zip(rows["metric"], rows["value"]))
         assert values["r2"] == pytest.approx(r2_score(part["true"], part["predicted"]))
-        assert values["kendall_tau"] == pytest.approx(kendalltau(part["true"], part["predicted"]).statistic)
+        assert values["kendall_tau"] == pytest.approx(
+            kendalltau(part["true"], part["predicted"]).statistic
+        )
     assert {"test", "ood:grid_tetris"} <= set(preds["split"])
 
 
