@@ -147,13 +147,13 @@ def test_ray_tune_import_verifies(ray_experiment):
     assert report.ok, report.problems
 
 
-def test_state_dicts_import(tmp_path):
+def test_state_dicts_import(tmp_path, ray_experiment):
     from safetensors.torch import save_file
 
     from modelzoo.publish.importers.state_dicts import import_state_dicts
     from modelzoo.zoo import open_zoo
 
-    data = _data()
+    data = ray_experiment["data"]
     rows, truth = [], {}
     for name, seed in (("a", 1), ("b", 2)):
         history = _train(seed, data)[::EPOCHS]  # epochs 0 and EPOCHS
