@@ -273,7 +273,9 @@ def status(zoo: Path) -> None:
     import pandas as pd
 
     from .store.format import MODELS_TABLE, read_manifest
+    from .store.published import resolve_zoo
 
+    zoo = resolve_zoo(zoo)
     manifest = read_manifest(zoo)
     counts = manifest.get("counts", {})
     planned, done = counts.get("planned", 0), counts.get("done", 0)
@@ -443,9 +445,12 @@ def verify(zoo: Path) -> None:
     raise SystemExit(1)
 
 
-from .hyperrep.cli import train_ae  # noqa: E402  (heavy imports happen inside the command)
+# The science layer's commands; heavy imports happen inside each command.
+from .hyperrep.cli import train_ae  # noqa: E402
+from .publish.cli import import_zoo, publish, report  # noqa: E402
 
-main.add_command(train_ae)
+for _command in (train_ae, report, publish, import_zoo):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ model's split never depends on a filter. Weights flow: read (or cached) -> layer
 Layer-wise normalisation statistics are per *layer* (module: weight and bias together, as the 2022
 paper's LWLN), over the train split's models and the dataset's epoch window. They are computed
 once and kept in ``normalization.json`` beside the zoo (keyed by what they were computed from),
-which is written atomically and is not one of the zoo's checksummed files.
+which is written atomically and is not one of the zoo's checksummed files. A published zoo is
+read-only: its statistics go to ``$MODELZOO_CACHE/zoos/<fingerprint>/`` instead.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from torch.utils.data import Dataset
 from .augment import Augmentation, paper_augmentations, sample_rng
 from .errors import ModelZooError
 from .store import format as fmt
+from .store.published import cache_file
 from .store.reader import STATUSES
 from .tokens import LayerNormalizer, WeightStructure, layer_groups
 from .zoo import DEFAULT_SPLITS, Zoo
@@ -80,7 +82,7 @@ def stored_statistics(
     ids = np.sort(np.asarray(model_ids, dtype=np.int64))
     ident = {"scheme": "per_layer", "epochs": [int(e) for e in epochs], "models": ids.tolist()}
     key = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
-    path = zoo.path / fmt.NORMALIZATION_FILE
+    path = cache_file(zoo.path, zoo.manifest, fmt.NORMALIZATION_FILE)
     document: dict[str, Any] = {"format": NORMALIZATION_FORMAT, "entries": {}}
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))

@@ -85,11 +85,12 @@ def estimate_plan(plan: Plan, max_workers: int | None = None, synthetic: bool = 
         if task.engine == "reference":
             scale = len(other.runs)  # one model after another; the slice timed one
         for run in other.runs[:1]:
-            steps = math.ceil(len(data.train) / run.training["batch_size"]) * run.training["epochs"]
+            run_steps = (math.ceil(len(data.train) / run.training["batch_size"])
+                         * run.training["epochs"])  # fmt: skip
             examples = len(run.stored_epochs) * sum(
                 len(s) for s in (data.train, data.validation, data.test) if s is not None
             )
-            total += scale * (steps * step + examples * per_example)
+            total += scale * (run_steps * step + examples * per_example)
     cores = os.cpu_count() or 1
     slots = max(1, int(cores // max(task.threads, 1)))
     parallel = max(1, min(len(plan.tasks), max_workers or slots))

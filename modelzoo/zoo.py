@@ -49,8 +49,13 @@ SPLIT_NAMES = {"train": "train", "val": "validation", "validation": "validation"
 
 
 def open_zoo(path: str | Path, verify: bool = False) -> Zoo:
-    """Open the zoo folder ``path`` (``verify=True`` also checks every shard's sha256 first)."""
-    path = Path(path)
+    """Open the zoo folder ``path`` (``verify=True`` also checks every shard's sha256 first).
+
+    ``path`` may be a published archive (``.tar.gz``, ``.tar.zst``): it is unpacked once, safely,
+    into ``$MODELZOO_CACHE`` and read from there (see ``store/published.py``)."""
+    from .store.published import resolve_zoo
+
+    path = resolve_zoo(path)
     if verify:
         from .store.verify import verify_zoo
 

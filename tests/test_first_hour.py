@@ -192,6 +192,8 @@ def test_estimate_extrapolates_the_timed_slice(tiny_spec: Path, monkeypatch) -> 
                 for t in the_plan.tasks]  # fmt: skip
     assert got.parallel_tasks == 2
     assert got.seconds == pytest.approx(sum(per_task) / 2)
+    assert got.steps == estimate_module.SLICE_STEPS and not got.synthetic
+    assert f"estimate: {estimate_module.SLICE_STEPS} steps of 3 models" in got.describe()
 
 
 def test_dry_run_prints_a_labelled_estimate(tiny_spec: Path) -> None:

@@ -38,6 +38,7 @@ LEVELS = {
     "modelzoo.dataset": 10,
     "modelzoo.hyperrep": 11,  # the science layer
     "modelzoo.publish": 11,
+    "modelzoo.sparsify": 11,  # sparse twins: continues a zoo's models with the trainers' parts
     "modelzoo.probe": 12,  # reads train-ae run folders for embedding features
     "modelzoo.sample": 12,  # decodes with train-ae autoencoders
     "modelzoo.fidelity": 13,  # builds on probe
@@ -45,7 +46,7 @@ LEVELS = {
     "modelzoo": 15,  # __init__: the facade (lazy exports of open_zoo, Zoo, ZooDataset)
 }
 SCIENCE = ("modelzoo.probe", "modelzoo.hyperrep", "modelzoo.sample", "modelzoo.publish",
-           "modelzoo.fidelity")  # fmt: skip
+           "modelzoo.fidelity", "modelzoo.sparsify")  # fmt: skip
 SCHEDULER = ("modelzoo.run", "modelzoo.estimate", "modelzoo.plan")
 
 

@@ -83,7 +83,7 @@ def test_the_dataset_totals_are_the_slides_numbers() -> None:
     assert len(MODEL_ZOOS) == 27
     models = sum(v[0] for v in MODEL_ZOOS.values())
     dense = sum(v[3] for v in MODEL_ZOOS.values())
-    assert models == 50_360
+    assert models == 50_360 and dense == 2_585_360
     assert dense + SPARSE_STATES_PER_MODEL * models == 3_844_360
 
 

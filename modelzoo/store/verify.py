@@ -7,7 +7,9 @@ the manifest's counts. Problems are collected, not raised, so one run lists all 
 
 Exit codes of the command: 0 intact, 1 damaged, 2 bad input (not a zoo, or a format version this
 modelzoo cannot read). Files that are not part of the zoo's record (``normalization.json``,
-``README.md``, ...) are not checked; unlisted shards are reported as notes.
+``README.md``, ...) are not checked; unlisted shards are reported as notes. A published zoo
+(folder with ``SHA256SUMS``, or an archive of one) has every file checked against ``SHA256SUMS``
+as well.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 
 from ..errors import StoreError
 from . import format as fmt
+from .published import SUMS_FILE, check_sums, resolve_zoo
 from .reader import (
     METRICS_COLUMNS,
     MODELS_COLUMNS,
@@ -56,8 +59,8 @@ class _ShardFacts:
 
 
 def verify_zoo(path: str | Path) -> VerifyReport:
-    """Check the zoo folder ``path``; raises StoreError only when it is not a zoo at all."""
-    path = Path(path)
+    """Check the zoo folder (or archive) ``path``; raises StoreError only when it is not a zoo."""
+    path = resolve_zoo(path)
     report = VerifyReport(path)
     _check_is_zoo(path)
     try:
@@ -94,6 +97,10 @@ def verify_zoo(path: str | Path) -> VerifyReport:
                 f"{fmt.SHARD_DIR}/{stray.name}: not listed in {fmt.MANIFEST} (ignored)"
             )
     _check_tables(path, manifest, facts, epochs, report)
+    if (path / SUMS_FILE).is_file():
+        problems, notes = check_sums(path)
+        report.problems += problems
+        report.notes += notes
     return report
 
 
