@@ -2,8 +2,8 @@
 
 For a zoo (default: the generated tetris_seed), this script
 
-1. fits PCA with ``--latent`` components on the train split's states (raw weights, every stored
-   epoch) and measures its reconstruction R^2 on the test split's states;
+1. fits PCA with ``--latent`` components on the train split's states (raw weights, every state
+   in the epoch window ``data.epochs`` the autoencoders train on) and measures its reconstruction R^2 on the test split's states;
 2. trains the ``ed`` and the ``ecd`` presets with ``modelzoo train-ae`` (through the Python API,
    ``--epochs`` each, the given ``--set`` overrides), timing each;
 3. re-measures each autoencoder's test-split reconstruction R^2 from its run folder
@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 
 
-def states(zoo, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw weights, model ids and test accuracies of every finite recorded state of ``ids``."""
+def states(zoo, ids: np.ndarray, epochs: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw weights, model ids and test accuracies of every finite recorded state of ``ids`` in
+    the epoch window (the one train-ae trains on: ``data.epochs``)."""
     from modelzoo.hyperrep.data import read_states, recorded_pairs
 
-    pairs = recorded_pairs(zoo, ids, list(zoo.epochs))
+    pairs = recorded_pairs(zoo, ids, epochs)
     weights = read_states(zoo, pairs)
     metrics = zoo.metrics.set_index(["model_id", "epoch"])["test_acc"]
     acc = metrics.loc[list(zip(pairs["model_id"], pairs["epoch"]))].to_numpy(dtype=np.float64)
@@ -69,23 +70,30 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="train-ae override KEY=VALUE for both presets (repeatable)")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: all cores; 1 on a busy shared box)")  # fmt: skip
     args = parser.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from sklearn.decomposition import PCA
 
     from modelzoo import open_zoo
     from modelzoo.hyperrep import load_autoencoder
     from modelzoo.hyperrep.api import run_training
     from modelzoo.hyperrep.config import build_config
+    from modelzoo.hyperrep.data import epoch_window
 
     zoo = open_zoo(args.zoo)
     overrides = [f"model.latent={args.latent}", *args.overrides]
     base = build_config("ecd", overrides=overrides, epochs=args.epochs)
     parts = zoo.select(status="ok").split(base["data"]["splits"], base["data"]["split_seed"])
-    train_w, _, train_acc = states(zoo, parts["train"])
-    test_w, _, test_acc = states(zoo, parts["test"])
-    print(f"{zoo.name}: {len(train_w)} train states, {len(test_w)} test states, "
+    window = epoch_window(zoo, base["data"]["epochs"])
+    train_w, _, train_acc = states(zoo, parts["train"], window)
+    test_w, _, test_acc = states(zoo, parts["test"], window)
+    print(f"{zoo.name}: epochs {window}: {len(train_w)} train states, {len(test_w)} test states, "
           f"{zoo.parameters} parameters; torch threads {torch.get_num_threads()}")  # fmt: skip
 
     started = time.perf_counter()
