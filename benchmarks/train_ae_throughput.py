@@ -52,9 +52,10 @@ def case(name: str, batch: int, steps: int, device) -> dict[str, float]:
 
     from modelzoo.architectures import plan_architecture
     from modelzoo.hyperrep.augment import BatchAugmenter
+    from modelzoo.hyperrep.autoencoders import build_autoencoder
     from modelzoo.hyperrep.config import build_config
     from modelzoo.hyperrep.losses import composite, nt_xent, reconstruction_mse
-    from modelzoo.hyperrep.models import ProjectionHead, build_autoencoder
+    from modelzoo.hyperrep.models import ProjectionHead
     from modelzoo.tokens import WeightStructure
 
     architecture, shape, classes = SHAPES[name]

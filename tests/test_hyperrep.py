@@ -134,7 +134,8 @@ def test_behavioural_loss_is_zero_for_a_perfect_reconstruction_and_reaches_the_d
     assert float(perfect) == 0.0
     trainer.modules.train()
     terms = trainer.losses(split, rows, 1, 0)
-    assert float(terms["behaviour"]) > 0 and float(terms["loss"]) == float(terms["behaviour"])
+    assert float(terms["behaviour"].detach()) > 0
+    assert float(terms["loss"].detach()) == float(terms["behaviour"].detach())
     terms["loss"].backward()
     grads = [p.grad for p in trainer.model.decoder.parameters()]
     assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0

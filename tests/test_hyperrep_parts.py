@@ -13,9 +13,10 @@ from modelzoo import open_zoo
 from modelzoo.augment import RandomErase
 from modelzoo.errors import ModelZooError
 from modelzoo.hyperrep.augment import BatchAugmenter
+from modelzoo.hyperrep.autoencoders import build_autoencoder, list_autoencoders
 from modelzoo.hyperrep.behaviour import model_activations, network_outputs
 from modelzoo.hyperrep.config import build_config
-from modelzoo.hyperrep.models import ProjectionHead, build_autoencoder, list_autoencoders
+from modelzoo.hyperrep.models import ProjectionHead
 from modelzoo.hyperrep.tokens import chunked_tokens, flat_tokens, neuron_tokens, weight_tokens
 from modelzoo.tokens import WeightStructure
 

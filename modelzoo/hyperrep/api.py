@@ -20,9 +20,9 @@ from ..architectures import plan_architecture
 from ..errors import ModelZooError
 from ..tokens import WeightStructure
 from . import folder
+from .autoencoders import build_autoencoder
 from .config import build_config, merge, resolve
 from .data import Normalization, read_states, recorded_pairs
-from .models import build_autoencoder
 
 CHUNK = 4096
 

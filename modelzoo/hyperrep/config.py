@@ -323,7 +323,7 @@ def resolve(
         problem = field.check(value)
         if problem:
             raise ModelZooError(f"{origins.get(key, source)}: {key}: {problem}")
-    from .models import list_autoencoders
+    from .autoencoders import list_autoencoders
 
     model, loss = config["model"], config["loss"]
     if model["name"] not in list_autoencoders():

@@ -9,8 +9,9 @@ zoo's structure) to a latent and back:
 * ``embed(z) -> [B, L]``: the representation probes and samplers use (``z`` itself, or the mean of
   the token latents).
 
-``@register_autoencoder("name")`` adds a class; ``build_autoencoder`` creates one from the config's
-``model`` section; an unknown name lists the registered ones.
+``@register_autoencoder("name")`` adds a class; ``autoencoders.build_autoencoder`` creates one from
+the config's ``model`` section (and imports every built-in model first); an unknown name lists
+the registered ones.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from ..errors import ModelZooError
 from ..tokens import WeightStructure
 from .tokens import TokenPlan, flat_tokens, neuron_tokens, weight_tokens
 
@@ -41,23 +41,6 @@ def register_autoencoder(name: str) -> Callable[[type[nn.Module]], type[nn.Modul
         return cls
 
     return decorator
-
-
-def list_autoencoders() -> list[str]:
-    from . import sequential  # noqa: F401  (registers the sequential autoencoder)
-
-    return sorted(_AUTOENCODERS)
-
-
-def build_autoencoder(model: dict[str, Any], structure: WeightStructure) -> nn.Module:
-    """The autoencoder named by ``model["name"]``, sized by the rest of the section."""
-    if model["name"] not in list_autoencoders():
-        raise ModelZooError(
-            f"model.name: unknown autoencoder {model['name']!r}; "
-            f"choose one of: {', '.join(list_autoencoders())}"
-        )
-    cls = _AUTOENCODERS[model["name"]]
-    return cls(model, cls.token_plan(structure, model))  # type: ignore[attr-defined]
 
 
 def init_weights(module: nn.Module) -> None:

@@ -34,11 +34,12 @@ from ..seeding import derive_seed, generator, hashed_uniform
 from ..tokens import WeightStructure, layer_groups
 from . import folder
 from .augment import PAPER_POOL_PICK, BatchAugmenter, permutation_pool, sample_keys
+from .autoencoders import build_autoencoder
 from .behaviour import QuerySet, network_outputs
 from .data import SPLITS, Split, load_splits
 from .losses import BEHAVIOUR, CONTRAST, RECONSTRUCTION, composite
 from .metrics import R2
-from .models import ProjectionHead, build_autoencoder
+from .models import ProjectionHead
 from .tokens import layer_of_position
 
 FAULT_ENV = "MODELZOO_HYPERREP_FAULT"  # "EPOCH:BATCH": kill -9 this process after that step
