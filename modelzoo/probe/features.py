@@ -153,9 +153,10 @@ def pca_rbf(context: FeatureContext) -> Transform:
 def umap_features(context: FeatureContext) -> Transform:
     import umap
 
-    sample = context.subsample()
+    sample = context.subsample()  # approximate neighbours: the exact small-data path is too slow
     reducer = umap.UMAP(n_components=min(context.dimension(), len(sample) - 2),
-                        random_state=context.seed, n_jobs=1).fit(sample)  # fmt: skip
+                        random_state=context.seed, n_jobs=1,
+                        force_approximation_algorithm=True).fit(sample)  # fmt: skip
     return lambda flat: np.asarray(reducer.transform(flat), dtype=np.float64)
 
 
