@@ -203,6 +203,15 @@ def gan(anchors: np.ndarray, n: int, seed: int, steps: int = 2000, batch: int = 
         torch.manual_seed(int(seed))
         _, generator, discriminator = _gan_nets(anchors.shape[1], int(noise))
     gen = torch.Generator().manual_seed(int(seed))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: one thread is faster and immune to a busy machine
+    try:
+        return _train_gan(torch, generator, discriminator, gen, anchors, n, steps, batch, noise)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_gan(torch, generator, discriminator, gen, anchors, n, steps, batch, noise):
     data = torch.as_tensor(anchors, dtype=torch.float32)
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))

@@ -1,0 +1,152 @@
+"""modelzoo sample end to end on a tiny zoo: decoded networks, epoch-0 accuracy by plain torch,
+fine-tuning from given weights (vectorised engine vs reference), the generated zoo through
+open_zoo and verify, the report, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from scipy import stats
+from test_zoo_helpers import seed_zoo
+
+from modelzoo import open_zoo
+from modelzoo.cli import ZooGroup
+from modelzoo.hyperrep import train_autoencoder
+from modelzoo.sample import draw, sample
+from modelzoo.sample.api import Context, Settings
+from modelzoo.sample.cli import sample as sample_command
+from modelzoo.sample.generate import train_from
+from modelzoo.store.verify import verify_zoo
+
+AE = {"model": {"name": "feedforward", "ff_layers": 2, "latent": 6},
+      "data": {"splits": [0.5, 0.25, 0.25]},
+      "train": {"epochs": 3, "batch_size": 8, "lr": 3e-3, "checkpoint_every": 0,
+                "eval_every": 3}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "ae"
+    train_autoencoder(seed_zoo(), AE, preset="ecd", out=out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def generated(run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "kde_samples"
+    return sample(run, "kde", n=5, out=out, seed=2, finetune_epochs=1)
+
+
+def cli():
+    group = ZooGroup()
+    group.add_command(sample_command)
+    return group
+
+
+def test_decoded_weights_are_the_stored_networks_and_score_as_plain_torch(run, generated):
+    from modelzoo.hyperrep import load_autoencoder
+
+    rep = load_autoencoder(run)
+    ctx = Context(run, Settings(n=5, seed=2))
+    z = draw("kde", ctx.anchors.z, ctx.anchors.accuracy, 5, seed=2)
+    decoded = rep.decode(z)
+    np.testing.assert_array_equal(generated.weights(epochs=0), decoded)
+    test = generated.data("test")
+    for model_id in generated.model_ids:
+        net = generated.model(int(model_id), 0)  # the architecture's nn.Module
+        with torch.no_grad():
+            acc = (net(test.images).argmax(1) == test.labels).double().mean().item()
+        stored = generated.metrics.query(f"model_id == {model_id} and epoch == 0")["test_acc"]
+        assert stored.item() == pytest.approx(acc, abs=1e-12)
+
+
+def test_reconstructions_equal_decode_of_encode_and_load_into_the_architecture(run):
+    from modelzoo.hyperrep import load_autoencoder
+    from modelzoo.nets import flatten_parameters, load_flat_parameters
+
+    rep, zoo = load_autoencoder(run), open_zoo(seed_zoo())
+    w = zoo.weights(epochs=3)
+    rebuilt = rep.decode(rep.encode(w))
+    model = zoo.model(0, 3)  # the architecture's nn.Module, then the reconstruction loaded in
+    load_flat_parameters(model, torch.from_numpy(rebuilt[0]))
+    np.testing.assert_array_equal(flatten_parameters(model).numpy(), rebuilt[0])
+    assert rebuilt.shape == w.shape and np.isfinite(rebuilt).all()
+
+
+def test_vectorised_fine_tuning_from_given_weights_equals_the_reference(run):
+    ctx = Context(run, Settings(n=4, seed=1, finetune_epochs=2))
+    weights = ctx.rep.decode(draw("kde", ctx.anchors.z, ctx.anchors.accuracy, 4, seed=1))
+    _, runs = ctx.runs_for("check", ctx.seeds, ctx.provenance("kde"))
+    fast = train_from(runs, ctx.data, weights, 2, "vectorized")
+    slow = train_from(runs, ctx.data, weights, 2, "reference")
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a.weights, b.weights, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(a.weights[0], b.weights[0])
+    assert not np.allclose(fast[0].weights[0], fast[0].weights[2])  # it did train
+
+
+def test_generated_zoo_opens_verifies_and_records_its_source(run, generated):
+    assert len(generated) == 5 and generated.epochs == [0, 1]
+    report = verify_zoo(generated.path)
+    assert report.ok, report
+    source = json.loads(generated.manifest["spec"]["source"])
+    assert source["method"] == "kde" and source["n"] == 5 and source["finetune_epochs"] == 1
+    assert source["run"] == str(Path(run).resolve())
+    assert generated.manifest["layout"] == open_zoo(seed_zoo()).manifest["layout"]
+
+
+def test_report_on_a_tiny_zoo(run, tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli(), ["sample", str(run), "--method", "uniform,kde30",
+                                        "--n", "6", "--finetune-epochs", "1", "--ensemble", "2",
+                                        "--out", str(out), "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for name in ("report.md", "report.csv", "accuracy.csv", "diversity.csv", "accuracy.png",
+                 "settings.json", "zoos/uniform/zoo.json", "zoos/kde30/zoo.json"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert not out.with_name("report.partial").exists()
+    summary, acc = pd.read_csv(out / "report.csv"), pd.read_csv(out / "accuracy.csv")
+    labels = set(summary["label"])
+    assert {"uniform", "kde30", "B_T (scratch)", "zoo", "reconstruction",
+            "kde30 ensemble of 2"} <= labels  # fmt: skip
+    # the accuracies are the generated zoo's own metrics, and the statistics scipy's
+    zoo = open_zoo(out / "zoos" / "kde30")
+    stored = zoo.metrics.sort_values(["model_id", "epoch"])["test_acc"].to_numpy()
+    mine = acc[acc["label"] == "kde30"].sort_values(["model", "epoch"])["test_acc"].to_numpy()
+    np.testing.assert_allclose(mine, stored)
+    row = summary[(summary["label"] == "kde30") & (summary["epoch"] == 1)].iloc[0]
+    x = acc.query("label == 'kde30' and epoch == 1")["test_acc"]
+    y = acc.query("label == 'B_T (scratch)' and epoch == 1")["test_acc"]
+    if np.ptp(np.r_[x, y]) > 0:
+        assert row["p_vs_bt"] == pytest.approx(stats.mannwhitneyu(x, y).pvalue)
+    assert row["mean"] == pytest.approx(x.mean())
+    assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "kde31"], "unknown sampler 'kde31'; choose one of: uniform"),
+    (["--ensemble", "1"], "--ensemble: expected 0 (none) or K >= 2"),
+    (["--anchor-epochs", "99"], "--anchor-epochs: epoch(s) [99] not in the run's embeddings"),
+    (["--finetune-data", "mnits"], "unknown dataset 'mnits'"),
+])  # fmt: skip
+def test_bad_input_is_one_line_and_exit_2_with_nothing_written(run, tmp_path, args, message):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli(), ["sample", str(run), *args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists() and not out.with_name("out.partial").exists()
+
+
+def test_missing_run_folder_and_existing_out(run, tmp_path):
+    result = CliRunner().invoke(cli(), ["sample", str(tmp_path / "nope"), "--out",
+                                        str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 2 and "not a train-ae run folder" in result.output
+    (tmp_path / "taken").mkdir()
+    result = CliRunner().invoke(cli(), ["sample", str(run), "--out", str(tmp_path / "taken")])
+    assert result.exit_code == 2 and "already exists" in result.output
