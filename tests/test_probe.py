@@ -52,7 +52,9 @@ def test_epochs_last_and_window(zoo):
     assert set(window.predictions["epoch"]) <= {1, 2}
 
 
-def test_layer_statistics_equal_numpy_on_one_model(zoo):
+@pytest.mark.parametrize("build", [seed_zoo, digits_zoo])  # tetris MLP: no biases; CNN: biases
+def test_layer_statistics_equal_numpy_on_one_model(build):
+    zoo = open_zoo(build())
     state = zoo.state_dict(3, 2)
     expected = []
     for module in dict.fromkeys(name.rsplit(".", 1)[0] for name in state):
