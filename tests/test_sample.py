@@ -134,6 +134,7 @@ def test_report_on_a_tiny_zoo(run, tmp_path):
     (["--ensemble", "1"], "--ensemble: expected 0 (none) or K >= 2"),
     (["--anchor-epochs", "99"], "--anchor-epochs: epoch(s) [99] not in the run's embeddings"),
     (["--finetune-data", "mnits"], "unknown dataset 'mnits'"),
+    (["--option", "bandwith=0.1"], "--option bandwith: no chosen sampler takes it; valid: bandwidth"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2_with_nothing_written(run, tmp_path, args, message):
     out = tmp_path / "out"

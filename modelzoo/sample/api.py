@@ -162,6 +162,11 @@ def compare(run: Any, method: str, out: str | Path, n: int = 100, *, seed: int =
     from .report import baselines, build_report
 
     methods = methods_of(method)
+    known = {k for name in methods for k in get_sampler(name).options}
+    for key in settings.get("options") or {}:
+        if key not in known:
+            raise ModelZooError(f"--option {key}: no chosen sampler takes it; valid: "
+                                f"{', '.join(sorted(known)) or 'none'}")  # fmt: skip
     out = Path(out)
     if out.exists():
         raise ModelZooError(f"--out {out}: already exists; choose a new folder")
