@@ -140,10 +140,11 @@ def counterfactual(anchors: np.ndarray, n: int, seed: int, bandwidth: Any = "sco
     return pool[np.sort(np.argsort(log_density, kind="stable")[:n])]
 
 
-@register_sampler("pca-kde", "seed 004 PCA+KDE", components=0.99, bandwidth="scott")
-def pca_kde(anchors: np.ndarray, n: int, seed: int, components: float = 0.99,
+@register_sampler("pca-kde", "seed 004 PCA+KDE", components=32, bandwidth="scott")
+def pca_kde(anchors: np.ndarray, n: int, seed: int, components: float = 32,
             bandwidth: Any = "scott") -> np.ndarray:  # fmt: skip
-    """KDE per principal component (``components``: a count, or the variance fraction kept)."""
+    """KDE per principal component: ``components`` (default 32, seed 004; capped by the anchors)
+    or, below 1, the variance fraction kept."""
     from sklearn.decomposition import PCA
 
     count = components if components < 1 else min(int(components), *anchors.shape)
