@@ -126,6 +126,12 @@ def test_report_on_a_tiny_zoo(run, tmp_path):
     if np.ptp(np.r_[x, y]) > 0:
         assert row["p_vs_bt"] == pytest.approx(stats.mannwhitneyu(x, y).pvalue)
     assert row["mean"] == pytest.approx(x.mean())
+    ens = summary[(summary["label"] == "kde30 ensemble of 2") & (summary["epoch"] == 1)].iloc[0]
+    e = acc.query("label == 'kde30 ensemble of 2' and epoch == 1")["test_acc"]
+    f = acc.query("label == 'B_T (scratch) ensemble of 2' and epoch == 1")["test_acc"]
+    assert len(e) == 3 and np.isnan(ens["p_vs_zoo"])  # 6 networks -> 3 ensembles; vs B_T's
+    if np.ptp(np.r_[e, f]) > 0:
+        assert ens["p_vs_bt"] == pytest.approx(stats.mannwhitneyu(e, f).pvalue)
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

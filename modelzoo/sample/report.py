@@ -70,7 +70,9 @@ def summarise(accuracy: pd.DataFrame) -> pd.DataFrame:
                "median": np.median(finite) if finite.size else np.nan,
                "min": finite.min() if finite.size else np.nan,
                "max": finite.max() if finite.size else np.nan}  # fmt: skip
-        for base, key in ((SCRATCH, "bt"), (ZOO, "zoo")):
+        _, ens, k = label.partition(" ensemble of ")
+        pairs = ((f"{SCRATCH}{ens}{k}", "bt"), (None if ens else ZOO, "zoo"))
+        for base, key in pairs:  # ensembles against B_T ensembles of the same size
             ref = accuracy[(accuracy["label"] == base) & (accuracy["epoch"] == epoch)]
             stats = (measure.versus(values, ref["test_acc"].to_numpy(float))
                      if len(ref) and label != base else {"p_value": np.nan, "cles": np.nan})  # fmt: skip
