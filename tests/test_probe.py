@@ -216,3 +216,13 @@ def test_embedding_features_are_the_runs_embeddings(zoo, ae_run):
                "--ood", grid_zoo(), "--quiet"])  # fmt: skip
     assert got.exit_code == 0, got.output
     assert f"embedding:{ae_run}" in got.output and "Table 7" in got.output
+
+
+def test_mlp_probe_and_last_epoch_protocol(zoo):
+    """--probe mlp on final checkpoints: metrics agree with sklearn on its own predictions."""
+    r = run_probe(zoo, ["sW"], ["test_acc", "seed"], probe="mlp", epochs="last", progress=False)
+    part = r.predictions.query("target == 'test_acc' and split == 'test'")
+    assert set(part["epoch"]) == {max(zoo.epochs)} and len(part) == len(zoo.split()["test"])
+    value = r.results.query("target == 'test_acc' and metric == 'r2' and split == 'test'")["value"]
+    assert set(r.results["probe"]) == {"mlp"}
+    assert value.item() == pytest.approx(r2_score(part["true"], part["predicted"]))
