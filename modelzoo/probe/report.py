@@ -69,22 +69,26 @@ def markdown(result: ProbeResult, zoo_name: str, settings: str) -> str:
         ]
     ood = sorted({s for s in results["split"] if s.startswith("ood:")})
     if ood:
-        parts += [f"## Out of distribution: Kendall's tau (seed 001, Table 7 layout; trained on "
+        parts += [f"## Out of distribution: Kendall's tau and R^2 (seed 001, Table 7 layout; trained on "
                   f"{zoo_name}, scored on each zoo's test split)", ""]  # fmt: skip
-        tau_all = results[results["metric"] == "kendall_tau"]
-        for target in dict.fromkeys(tau_all["target"]):
-            one = tau_all[tau_all["target"] == target]
-            columns, cells = [], []
-            for split in ["test", *ood]:
-                label = zoo_name if split == "test" else split.removeprefix("ood:")
-                for features in dict.fromkeys(one["features"]):
-                    value = one[(one["split"] == split) & (one["features"] == features)]["value"]
-                    columns.append(f"{label} {features}")
-                    cells.append(
-                        "" if value.empty or pd.isna(value.iloc[0]) else f"{value.iloc[0]:.2f}"
-                    )
-            parts += [f"**{target}**", "", "| trained on | " + " | ".join(columns) + " |",
-                      "|" + " --- |" * (len(columns) + 1), f"| {zoo_name} | " + " | ".join(cells) + " |", ""]  # fmt: skip
+        continuous = results[results["metric"] == "kendall_tau"]
+        for target in dict.fromkeys(continuous["target"]):
+            one = results[results["target"] == target]
+            features = list(dict.fromkeys(one["features"]))
+            columns = [f"{zoo_name if split == 'test' else split.removeprefix('ood:')} {name}"
+                       for split in ["test", *ood] for name in features]  # fmt: skip
+            lines = [f"**{target}**", "", "| trained on | " + " | ".join(columns) + " |",
+                     "|" + " --- |" * (len(columns) + 1)]  # fmt: skip
+            for metric, label, scale in (("kendall_tau", "tau", 1.0), ("r2", "R^2 %", 100.0)):
+                cells = []
+                for split in ["test", *ood]:
+                    for name in features:
+                        value = one[(one["split"] == split) & (one["features"] == name)
+                                    & (one["metric"] == metric)]["value"]  # fmt: skip
+                        empty = value.empty or pd.isna(value.iloc[0])
+                        cells.append("" if empty else f"{value.iloc[0] * scale:.2f}")
+                lines.append(f"| {zoo_name} ({label}) | " + " | ".join(cells) + " |")
+            parts += [*lines, ""]
     if result.notes:
         parts += ["## Notes", ""] + [f"- {note}" for note in dict.fromkeys(result.notes)] + [""]
     return "\n".join(parts)
