@@ -83,6 +83,8 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
 
     zoo = _open(zoo)
     features = check_feature_names(list(features))
+    if not features:
+        raise ModelZooError("features: none given; valid: " + ", ".join(DEFAULT_FEATURES))
     if probe not in PROBES:
         raise ModelZooError(f"probe: unknown probe {probe!r}; valid: {', '.join(PROBES)}")
     protocol = parse_epochs(epochs if isinstance(epochs, str) else ",".join(map(str, epochs)),

@@ -22,7 +22,7 @@ from ..errors import ModelZooError
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)  # seed 001: 70 / 15 / 15 % of the models
 NOT_TARGETS = {"model_id", "run_key", "status", "error", "diverged_epoch", "shard", "row",
-               "final_epoch", "seconds", "epochs"}  # fmt: skip
+               "final_epoch", "seconds"}  # fmt: skip
 
 
 @dataclass
