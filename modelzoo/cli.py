@@ -42,6 +42,11 @@ def main() -> None:
       modelzoo verify storage/tetris_seed      # checksums, shapes, tables
       modelzoo spec list                       # the bundled specs from the papers
 
+    The science on a zoo:
+    modelzoo train-ae storage/tetris_seed --out runs/ecd     # hyper-representations
+    modelzoo probe storage/tetris_seed                       # what the weights know
+    modelzoo publish storage/tetris_seed --out pub/          # zoo card, Croissant, sums
+
     In Python: `from modelzoo import open_zoo` (see docs/api.md).
     """
 
@@ -447,9 +452,10 @@ def verify(zoo: Path) -> None:
 
 # The science layer's commands; heavy imports happen inside each command.
 from .hyperrep.cli import train_ae  # noqa: E402
+from .probe.cli import probe  # noqa: E402
 from .publish.cli import import_zoo, publish, report  # noqa: E402
 
-for _command in (train_ae, report, publish, import_zoo):
+for _command in (train_ae, probe, report, publish, import_zoo):
     main.add_command(_command)
 
 
