@@ -45,6 +45,7 @@ def main() -> None:
     The science on a zoo:
     modelzoo train-ae storage/tetris_seed --out runs/ecd     # hyper-representations
     modelzoo probe storage/tetris_seed                       # what the weights know
+    modelzoo sample runs/ecd --method kde30 --out samples/   # new networks, with a report
     modelzoo publish storage/tetris_seed --out pub/          # zoo card, Croissant, sums
 
     In Python: `from modelzoo import open_zoo` (see docs/api.md).
@@ -454,8 +455,9 @@ def verify(zoo: Path) -> None:
 from .hyperrep.cli import train_ae  # noqa: E402
 from .probe.cli import probe  # noqa: E402
 from .publish.cli import import_zoo, publish, report  # noqa: E402
+from .sample.cli import sample  # noqa: E402
 
-for _command in (train_ae, probe, report, publish, import_zoo):
+for _command in (train_ae, probe, sample, report, publish, import_zoo):
     main.add_command(_command)
 
 
