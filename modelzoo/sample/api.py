@@ -133,7 +133,11 @@ def sample(run: Any, method: str, n: int = 100, *, out: str | Path | None = None
 
     ``settings``: anchor_epochs, min_accuracy, finetune_epochs, finetune_data, options (the
     sampler's options, e.g. ``{"bandwidth": 0.1}``)."""
-    get_sampler(method)
+    valid = get_sampler(method).options
+    for key in settings.get("options") or {}:
+        if key not in valid:
+            raise ModelZooError(f"sampler {method}: unknown option {key!r}; valid: "
+                                f"{', '.join(valid) or 'none'}")  # fmt: skip
     unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(Settings)})
     if unknown:
         raise ModelZooError(f"sample: unknown setting {unknown[0]!r}")
