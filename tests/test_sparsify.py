@@ -171,3 +171,24 @@ def test_bad_input_is_one_line_exit_2(case, source, tmp_path):
     assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("error:")
     assert case == "out-exists" or not out.exists()
     assert not (tmp_path / "twin.partial").exists()
+
+
+def test_conv_zoo_twin_with_dropout_verifies_and_sparsifies(tmp_path_factory):
+    """The CNN path (Conv2d layers, seeded dropout): a 2-model digits zoo, 2 twin epochs."""
+    from modelzoo.run import generate
+    from modelzoo.spec import load_spec
+
+    spec = load_spec("digits_seed", ["training.epochs=1", "seeds.range=[1,2]",
+                                     "training.batch_size=100", "training.dropout=0.25",
+                                     "training.lr=0.01"])  # fmt: skip
+    source = generate(spec, tmp_path_factory.mktemp("cnn"), executor="local").zoo_dir
+    out = tmp_path_factory.mktemp("cnn_twin") / "digits_sparse"
+    result = CliRunner().invoke(cli(), ["sparsify", str(source), "--epochs", "2", "--out",
+                                        str(out), "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(cli(), ["verify", str(out)]).exit_code == 0
+    tw = open_zoo(out)
+    assert any(len(s.shape) == 4 for s in tw.layout)  # conv weights are in the twin
+    for model_id in tw.model_ids:
+        sparsity = tw.metrics[tw.metrics.model_id == model_id].sort_values("epoch")["sparsity"]
+        assert sparsity.iloc[-1] > sparsity.iloc[0]
