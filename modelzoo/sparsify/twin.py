@@ -31,7 +31,17 @@ from torch.nn import functional
 from ..errors import ModelZooError, StoreError
 from ..evaluation import SCALAR_METRICS, evaluate_model
 from ..train.result import STATUS_DIVERGED, STATUS_FAILED, STATUS_OK, RunResult
-from . import vd
+from .vd import (
+    CLAMP,
+    K1,
+    K2,
+    K3,
+    LOG_SIGMA2_INIT,
+    THRESHOLD,
+    VariationalDropout,
+    kl_weight,
+    sparsity,
+)
 
 METRICS = (*SCALAR_METRICS, "sparsity")
 
@@ -64,9 +74,9 @@ def plan_twin(zoo: Any, epochs: int, seed: int = 0, name: str | None = None) -> 
         raise ModelZooError(f"{zoo.path}: the zoo varies training.epochs; sparsify needs one "
                             "epoch axis (select a sub-zoo with one value)")  # fmt: skip
     settings = {"method": "variational-dropout (Molchanov et al. 2017)", "epochs": int(epochs),
-                "seed": int(seed), "threshold_log_alpha": vd.THRESHOLD,
-                "log_sigma2_init": vd.LOG_SIGMA2_INIT, "log_alpha_clamp": vd.CLAMP,
-                "kl": [vd.K1, vd.K2, vd.K3], "kl_weight": "min(1, 0.01*(epoch-1)/epochs)"}  # fmt: skip
+                "seed": int(seed), "threshold_log_alpha": THRESHOLD,
+                "log_sigma2_init": LOG_SIGMA2_INIT, "log_alpha_clamp": CLAMP,
+                "kl": [K1, K2, K3], "kl_weight": "min(1, 0.01*(epoch-1)/epochs)"}  # fmt: skip
     source = {"zoo": str(Path(zoo.path).resolve()), "name": zoo.manifest["name"],
               "spec_fingerprint": zoo.manifest["spec_fingerprint"], "sparsify": settings}  # fmt: skip
     raw["name"] = name or f"{zoo.manifest['name']}_sparse"
@@ -106,12 +116,12 @@ def sparsify_model(zoo: Any, run: Any, start: int, epochs: int, seed: int, data:
         f1[row] = scores.pop("f1")
         for key, value in scores.items():
             metrics[key][row] = value
-        metrics["seconds"][row], metrics["sparsity"][row] = seconds, vd.sparsity(net)
+        metrics["seconds"][row], metrics["sparsity"][row] = seconds, sparsity(net)
         weights[row] = flat.numpy()
 
     run_seed = derive_seed(run.seed, f"sparsify:{seed}")
     record(0, torch.from_numpy(zoo.weights(run.model_id, start).copy()), 0.0)
-    wrapper = vd.VariationalDropout(zoo.model(run.model_id, start), generator(run_seed, "noise"))
+    wrapper = VariationalDropout(zoo.model(run.model_id, start), generator(run_seed, "noise"))
     optimizer = make_optimizer(wrapper.parameters(), run.training)
     key = dropout_keys(torch.tensor([derive_seed(run_seed, "dropout")]))
     dropouts = [m for m in wrapper.modules() if isinstance(m, SeededDropout)]
@@ -123,7 +133,7 @@ def sparsify_model(zoo: Any, run: Any, start: int, epochs: int, seed: int, data:
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         wrapper.train()
-        weight = vd.kl_weight(epoch, epochs)
+        weight = kl_weight(epoch, epochs)
         order = epoch_order(run_seed, epoch, n)
         for begin in range(0, n, batch):
             index = order[begin : begin + batch]
