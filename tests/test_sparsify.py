@@ -192,3 +192,70 @@ def test_conv_zoo_twin_with_dropout_verifies_and_sparsifies(tmp_path_factory):
     for model_id in tw.model_ids:
         sparsity = tw.metrics[tw.metrics.model_id == model_id].sort_values("epoch")["sparsity"]
         assert sparsity.iloc[-1] > sparsity.iloc[0]
+
+
+def _tiny_net() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3)).double()
+
+
+def test_wrapper_training_output_is_mean_plus_scaled_noise_from_its_generator():
+    from modelzoo.sparsify import VariationalDropout
+
+    net = _tiny_net()
+    wrapper = VariationalDropout(net, torch.Generator().manual_seed(7)).double().train()
+    x = torch.randn(4, 1, 4, 4, dtype=torch.float64)
+    got = wrapper(x)
+    replay = torch.Generator().manual_seed(7)  # the same draws, in layer order
+    conv, linear = net[0], net[2]
+    w, s = conv.weight.detach(), wrapper.log_sigma2["0"].detach()
+    alpha = torch.exp(torch.clamp(s - torch.log(w**2), -10, 10))
+    mean = nn.functional.conv2d(x, w, conv.bias.detach())
+    var = nn.functional.conv2d(x**2, alpha * w**2)
+    h = mean + torch.sqrt(var + 1e-15) * torch.randn(
+        mean.shape, generator=replay, dtype=torch.float64
+    )
+    h = h.flatten(1)
+    w, s = linear.weight.detach(), wrapper.log_sigma2["2"].detach()
+    alpha = torch.exp(torch.clamp(s - torch.log(w**2), -10, 10))
+    mean = h @ w.T + linear.bias.detach()
+    var = (h**2) @ (alpha * w**2).T
+    expected = mean + torch.sqrt(var + 1e-15) * torch.randn(
+        mean.shape, generator=replay, dtype=torch.float64
+    )
+    torch.testing.assert_close(got.detach(), expected)
+
+
+def test_eval_prunes_exactly_where_log_alpha_exceeds_3_and_kl_sums_layers():
+    from modelzoo.sparsify import VariationalDropout
+
+    net = _tiny_net()
+    wrapper = VariationalDropout(net, torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():
+        for p in wrapper.log_sigma2.values():
+            p.copy_(torch.randn(p.shape, dtype=torch.float64) * 3 - 2)
+    state = wrapper.pruned_state()
+    for name, module in (("0", net[0]), ("2", net[2])):
+        w = module.weight.detach().numpy()
+        la = np.clip(wrapper.log_sigma2[name].detach().numpy() - np.log(w**2), -10, 10)
+        np.testing.assert_array_equal(state[f"{name}.weight"].numpy(), np.where(la > 3, 0.0, w))
+        torch.testing.assert_close(state[f"{name}.bias"], module.bias.detach())  # biases kept
+    x = torch.randn(5, 1, 4, 4, dtype=torch.float64)
+    plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3)).double()
+    plain.load_state_dict(state)
+    torch.testing.assert_close(wrapper.eval()(x), plain(x))
+    k1, k2, k3 = 0.63576, 1.87320, 1.48695
+    total = 0.0
+    for name, module in (("0", net[0]), ("2", net[2])):
+        w = module.weight.detach().numpy()
+        la = np.clip(wrapper.log_sigma2[name].detach().numpy() - np.log(w**2), -10, 10)
+        total -= np.sum(k1 / (1 + np.exp(-(k2 + k3 * la))) - 0.5 * np.log1p(np.exp(-la)) - k1)
+    assert float(wrapper.kl().detach()) == pytest.approx(total, rel=1e-10)
+
+
+def test_kl_weight_ramps_as_the_repository():
+    from modelzoo.sparsify.vd import kl_weight
+
+    assert kl_weight(1, 25) == 0.0
+    assert kl_weight(25, 25) == pytest.approx(0.01 * 24 / 25)
+    assert kl_weight(10_000, 2) == 1.0

@@ -84,7 +84,8 @@ class VariationalDropout(nn.Module):
                     return functional.linear(x, weight, module.bias)
                 return module._conv_forward(x, weight, module.bias)
             mean, var = reparameterised_moments(module, x, log_sigma2)
-            noise = torch.randn(mean.shape, generator=self.generator, device=mean.device)
+            noise = torch.randn(mean.shape, generator=self.generator, dtype=mean.dtype)
+            noise = noise.to(mean.device)  # drawn on the CPU generator: the same on any device
             return mean + torch.sqrt(var + EPS) * noise
 
         return hook
