@@ -259,3 +259,36 @@ def test_kl_weight_ramps_as_the_repository():
     assert kl_weight(1, 25) == 0.0
     assert kl_weight(25, 25) == pytest.approx(0.01 * 24 / 25)
     assert kl_weight(10_000, 2) == 1.0
+
+
+def test_interrupted_twin_resumes_to_the_same_weights(source, twin, tmp_path, monkeypatch):
+    """One shard per model; the run dies on the second model; the rerun finishes from
+    <out>.partial and stores exactly what the uninterrupted run stored."""
+    from modelzoo.sparsify import twin as twin_module
+
+    monkeypatch.setattr(twin_module, "SHARD_BYTES", 1)
+    real, calls = twin_module.sparsify_model, []
+
+    def dies_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    out = tmp_path / twin.name
+    monkeypatch.setattr(twin_module, "sparsify_model", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        twin_module.sparsify(source, out, epochs=EPOCHS, progress=False)
+    assert not out.exists() and (tmp_path / (twin.name + ".partial")).is_dir()
+    with pytest.raises(Exception, match="other settings"):  # a different seed is not mixed in
+        twin_module.sparsify(source, out, epochs=EPOCHS, seed=5, progress=False)
+    resumed = []
+
+    def counted(*args, **kwargs):
+        resumed.append(args[1].model_id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(twin_module, "sparsify_model", counted)
+    twin_module.sparsify(source, out, epochs=EPOCHS, progress=False)
+    np.testing.assert_array_equal(open_zoo(out).weights(), open_zoo(twin).weights())
+    assert resumed == [int(i) for i in open_zoo(source).model_ids[1:]]  # model 0 kept, not redone

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +43,7 @@ from .vd import (
 )
 
 METRICS = (*SCALAR_METRICS, "sparsity")
+SHARD_BYTES = 256 * 2**20  # twin weights per shard (and held in memory at once)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +170,24 @@ def _with_sparsity_metric() -> Iterator[None]:
         yield
 
 
+def _check_resumable(work: Path, spec: Any) -> None:
+    """A left-over ``<out>.partial`` is resumed only if it is this very twin (source, settings)."""
+    manifest = work / "zoo.json"
+    if not manifest.is_file():
+        return
+    try:
+        recorded = json.loads(manifest.read_text())["spec"]
+    except (OSError, ValueError, KeyError, TypeError):
+        recorded = None
+    if (
+        recorded is None
+        or recorded.get("source") != spec.resolved["source"]
+        or (recorded.get("training") != spec.resolved["training"])
+    ):
+        raise StoreError(f"{work}: left by an interrupted sparsify with other settings or "
+                         "another source; delete it or rerun that command to resume it")  # fmt: skip
+
+
 def sparsify(zoo_path: str | Path, out: str | Path, epochs: int = 25, seed: int = 0,
              name: str | None = None, progress: bool = True) -> Path:  # fmt: skip
     """Write the sparse twin of the zoo at ``zoo_path`` to the new folder ``out``."""
@@ -188,22 +206,28 @@ def sparsify(zoo_path: str | Path, out: str | Path, epochs: int = 25, seed: int 
     if out.resolve().is_relative_to(Path(zoo.path).resolve()):
         raise StoreError(f"{out}: inside the source zoo {zoo.path}; choose a folder outside it")
     plan = plan_twin(zoo, epochs, seed, name or out.name)
-    results = []
-    for run in tqdm(plan.runs, desc="sparsify", unit="model", disable=not progress):
-        data = load_training_data(zoo.data_config(run.model_id))
-        results.append(sparsify_model(zoo, run, plan.start_epochs[run.model_id], plan.epochs,
-                                      seed, data))  # fmt: skip
+    # one shard per chunk of models, sealed as it finishes: a large-model zoo never holds more
+    # than ~256 MB of twin weights, and an interrupted run resumes from <out>.partial
+    per_model = (plan.epochs + 1) * zoo.parameters * 4
+    chunk = max(1, min(len(plan.runs), SHARD_BYTES // max(1, per_model)))
     work = out.with_name(out.name + ".partial")
-    if work.exists():
-        shutil.rmtree(work)
-    try:
-        with _with_sparsity_metric(), ZooWriter(work, plan.spec, plan.runs, zoo.manifest["dataset"],
-                                                zoo.manifest["layout"]) as writer:  # fmt: skip
+    _check_resumable(work, plan.spec)
+    with _with_sparsity_metric(), ZooWriter(work, plan.spec, plan.runs, zoo.manifest["dataset"],
+                                            zoo.manifest["layout"]) as writer:  # fmt: skip
+        done = writer.done_ids()
+        todo = [run for run in plan.runs if run.model_id not in done]
+        bar = tqdm(total=len(plan.runs), initial=len(done), desc="sparsify", unit="model",
+                   disable=not progress)  # fmt: skip
+        for begin in range(0, len(todo), chunk):
+            results = []
+            for run in todo[begin : begin + chunk]:
+                data = load_training_data(zoo.data_config(run.model_id))
+                results.append(sparsify_model(zoo, run, plan.start_epochs[run.model_id],
+                                              plan.epochs, seed, data))  # fmt: skip
+                bar.update(1)
             writer.add(results)
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        bar.close()
+    work.rename(out)
     return out
 
 
