@@ -456,8 +456,9 @@ from .hyperrep.cli import train_ae  # noqa: E402
 from .probe.cli import probe  # noqa: E402
 from .publish.cli import import_zoo, publish, report  # noqa: E402
 from .sample.cli import sample  # noqa: E402
+from .sparsify.cli import sparsify  # noqa: E402
 
-for _command in (train_ae, probe, sample, report, publish, import_zoo):
+for _command in (train_ae, probe, sample, sparsify, report, publish, import_zoo):
     main.add_command(_command)
 
 

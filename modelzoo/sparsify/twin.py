@@ -14,14 +14,11 @@ Metrics per epoch: the source's metrics, recomputed on the stored weights, plus 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import torch
@@ -158,18 +155,6 @@ def sparsify_model(zoo: Any, run: Any, start: int, epochs: int, seed: int, data:
     return RunResult(run.model_id, run.key, weights, metrics, f1, status, error, diverged)
 
 
-@contextlib.contextmanager
-def _with_sparsity_metric() -> Iterator[None]:
-    """The store writer records exactly ``SCALAR_METRICS``; a twin adds ``sparsity``. The writer
-    reads that module constant when it seals a shard and writes the manifest, so it is widened
-    for the duration of the write (shards and manifest name every metric they hold; the reader
-    and ``verify`` take the names from there). Requested as a writer argument instead."""
-    from ..store import writer
-
-    with mock.patch.object(writer, "SCALAR_METRICS", METRICS):
-        yield
-
-
 def _check_resumable(work: Path, spec: Any) -> None:
     """A left-over ``<out>.partial`` is resumed only if it is this very twin (source, settings)."""
     manifest = work / "zoo.json"
@@ -212,8 +197,8 @@ def sparsify(zoo_path: str | Path, out: str | Path, epochs: int = 25, seed: int 
     chunk = max(1, min(len(plan.runs), SHARD_BYTES // max(1, per_model)))
     work = out.with_name(out.name + ".partial")
     _check_resumable(work, plan.spec)
-    with _with_sparsity_metric(), ZooWriter(work, plan.spec, plan.runs, zoo.manifest["dataset"],
-                                            zoo.manifest["layout"]) as writer:  # fmt: skip
+    with ZooWriter(work, plan.spec, plan.runs, zoo.manifest["dataset"], zoo.manifest["layout"],
+                   metric_names=METRICS) as writer:
         done = writer.done_ids()
         todo = [run for run in plan.runs if run.model_id not in done]
         bar = tqdm(total=len(plan.runs), initial=len(done), desc="sparsify", unit="model",

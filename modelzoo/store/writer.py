@@ -59,8 +59,10 @@ class ShardBuilder:
     """
 
     def __init__(self, path: Path, runs: Sequence[Run], epochs: Sequence[int], parameters: int,
-                 fingerprint: str, zoo_name: str) -> None:  # fmt: skip
+                 fingerprint: str, zoo_name: str,
+                 metric_names: Sequence[str] = SCALAR_METRICS) -> None:  # fmt: skip
         self.path, self.epochs = path, list(epochs)
+        self.metric_names = tuple(metric_names)
         self.model_ids = sorted(run.model_id for run in runs)
         self.index = {model_id: i for i, model_id in enumerate(self.model_ids)}
         # each run's stored epochs on the zoo's epoch axis (runs of a grid over epochs differ)
@@ -118,13 +120,14 @@ class ShardBuilder:
         h5 = self.h5
         h5.create_dataset(fmt.W_MODEL_IDS, data=np.array(self.model_ids, np.int64))
         h5.create_dataset(fmt.W_RUN_KEYS, data=np.array([r.run_key for r in ordered], dtype="S16"))
-        metrics = np.full((len(ordered), len(self.epochs), len(SCALAR_METRICS)), np.nan)
+        names = self.metric_names
+        metrics = np.full((len(ordered), len(self.epochs), len(names)), np.nan)
         f1 = np.full((len(ordered), len(self.epochs), ordered[0].f1.shape[1]), np.nan, np.float32)
         for i, (result, where) in enumerate(zip(ordered, rows)):
-            metrics[i, where] = np.stack([result.metrics[k] for k in SCALAR_METRICS], axis=1)
+            metrics[i, where] = np.stack([result.metrics[k] for k in names], axis=1)
             f1[i, where] = result.f1
         h5.create_dataset(fmt.W_METRICS, data=metrics)
-        h5[fmt.W_METRICS].attrs["names"] = np.array(SCALAR_METRICS, dtype="S")
+        h5[fmt.W_METRICS].attrs["names"] = np.array(names, dtype="S")
         h5.create_dataset(fmt.W_F1, data=f1)
         h5.create_dataset(fmt.W_STATUS, data=np.array([r.status for r in ordered], dtype="S16"))
         h5.create_dataset(fmt.W_ERRORS, data=[r.error.encode() for r in ordered],
@@ -236,8 +239,12 @@ class ZooWriter:
         layout: list[dict],
         restart: bool = False,
         grouping: dict | None = None,
+        metric_names: Sequence[str] = SCALAR_METRICS,
     ) -> None:
+        """``metric_names``: the per-epoch scalars every result carries (``evaluation``'s by
+        default; derived zoos such as sparse twins add their own, e.g. ``sparsity``)."""
         self.dir = Path(zoo_dir)
+        self.metric_names = tuple(metric_names)
         self.grouping = grouping
         self.spec = spec
         self.runs_by_id = {r.model_id: r for r in runs}
@@ -365,7 +372,7 @@ class ZooWriter:
             relative = relative.replace(".h5", f"-{len(self.shards)}.h5")
         parameters = sum(int(np.prod(s["shape"])) for s in self.layout)
         return ShardBuilder(self.dir / relative, fresh, self.epochs, parameters,
-                            self.spec.fingerprint, self.spec.name)  # fmt: skip
+                            self.spec.fingerprint, self.spec.name, self.metric_names)  # fmt: skip
 
     def add(self, results: Sequence[RunResult], builder: ShardBuilder | None = None) -> None:
         """Seal ``results`` (one task) as a shard, then commit tables and manifest. With a
@@ -422,7 +429,7 @@ class ZooWriter:
             },
             "layout": self.layout,
             "epochs": self.epochs,
-            "metrics": list(SCALAR_METRICS),
+            "metrics": list(self.metric_names),
             "counts": {
                 "planned": len(self.runs_by_id),
                 "done": len(models),
