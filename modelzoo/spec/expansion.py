@@ -116,7 +116,7 @@ def sample_runs(runs: list[Run], count: int, seed: int = 0) -> list[Run]:
         key = canonical_json({c: row.get(c) for c in varying})
         ranks.append(config_rank.get(key, 0))
         config_rank[key] = ranks[-1] + 1
-    keys = [tuple(canonical_json((c, row.get(c))) for c in varying) + (f"rank:{rank}",)
+    keys = [(*(canonical_json((c, row.get(c))) for c in varying), f"rank:{rank}")
             for row, rank in zip(columns, ranks)]  # fmt: skip
     rng = np.random.default_rng(seed)
     values = [sorted({key[j] for key in keys}) for j in range(len(varying) + 1)]

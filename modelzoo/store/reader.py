@@ -378,8 +378,10 @@ class ZooFiles:
         _check_description(where, manifest)
         try:
             self.layout = tuple(
-                ParameterSlot(s["name"], tuple(int(d) for d in s["shape"]), int(s["offset"]),
-                              bool(s.get("buffer", False)))  # fmt: skip
+                ParameterSlot(
+                    s["name"], tuple(int(d) for d in s["shape"]), int(s["offset"]),
+                    bool(s.get("buffer", False)),
+                )
                 for s in manifest["layout"]
             )
             self.epochs = np.asarray([int(e) for e in manifest["epochs"]], dtype=np.int64)
