@@ -217,7 +217,8 @@ def check_engine(spec: Spec, runs: list[Run]) -> None:
         values = sorted({str(r.training.get(key, plain)) for r in runs} - {plain})
         needs += [f"training.{key} {value}" for value in values]
     if needs:
-        raise ModelZooError(f"{spec.path}: {', '.join(needs)} needs the reference engine: set "
+        verb = "needs" if len(needs) == 1 else "need"
+        raise ModelZooError(f"{spec.path}: {', '.join(needs)} {verb} the reference engine: set "
                             "execution.engine: reference (or pass --engine reference)")  # fmt: skip
 
 
