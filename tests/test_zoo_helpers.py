@@ -29,7 +29,7 @@ training:
   batch_size: 10
   optimizer: adam
   lr: 1.0e-2
-  init: uniform
+  init: "uniform(-0.5, 0.5, bias=same)"   # models that differ in accuracy within 4 epochs
 grid:
   training.activation: [tanh, relu]
 seeds:

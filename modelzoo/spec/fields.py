@@ -50,9 +50,9 @@ def _activations() -> list[str]:
 
 
 def _inits() -> list[str]:
-    from ..init import INITIALISERS
+    from ..init import METHODS
 
-    return list(INITIALISERS)
+    return list(METHODS)
 
 
 def _optimizers() -> list[str]:
@@ -101,7 +101,14 @@ FIELDS: dict[str, dict[str, Field]] = {
         "dropout": Field("float", "Dropout rate after each activation.", default=0.0, minimum=0.0,
                          maximum=0.95),
         "activation": Field("choice", "Activation function.", default="tanh", choices=_activations),
-        "init": Field("choice", "Weight initialisation method.", default="uniform", choices=_inits),
+        "init": Field(
+            "init",
+            "Weight initialisation: a torch initialiser with its defaults and biases 0.01, as the "
+            "authors' generators (uniform = U(0, 1), normal = N(0, 1), kaiming_*, xavier_*), or "
+            "spelled out: uniform(-0.5, 0.5), normal(0, 0.1), kaiming_uniform(bias=0), "
+            "uniform(-0.5, 0.5, bias=same).",
+            default="uniform", choices=_inits,
+        ),
         "loss": Field("choice", "Training loss.", default="cross_entropy", choices=("cross_entropy",)),
         "schedule": Field(
             "choice",

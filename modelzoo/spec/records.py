@@ -40,7 +40,15 @@ class Spec:
         must all come from one)."""
         core = {k: v for k, v in self.resolved.items() if k not in NOT_IN_FINGERPRINT}
         core["engine"] = self.resolved.get("execution", {}).get("engine", "vectorized")
+        core["init_schemes"] = self.init_schemes()  # a name's meaning is part of the zoo
         return hashlib.sha256(canonical_json(core).encode()).hexdigest()
+
+    def init_schemes(self) -> dict[str, dict[str, str]]:
+        """Every ``init`` the zoo uses -> its exact distributions (recorded in the manifest)."""
+        from ..init import parse_init
+
+        names = [self.resolved["training"]["init"], *self.resolved["grid"].get("training.init", [])]
+        return {name: parse_init(name).describe() for name in dict.fromkeys(names)}
 
     def stored_epochs(self) -> tuple[int, ...]:
         """The zoo's epoch axis: stored epochs of the longest training in the grid."""

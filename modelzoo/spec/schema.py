@@ -34,6 +34,9 @@ def _field_schema(spec_field: Field) -> dict:
         out["type"] = "string"
     elif kind == "choice":
         out["enum"] = spec_field.allowed()
+    elif kind == "init":  # a plain name, or name(arguments) as modelzoo/init.py reads it
+        names = "|".join(spec_field.allowed() or [])
+        out.update(type="string", pattern=rf"^\s*({names})\s*(\(.*\))?\s*$")
     elif kind == "dict":
         out["type"] = "object"
     elif kind == "int_list":

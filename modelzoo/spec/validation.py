@@ -79,6 +79,14 @@ def check_value(spec_field: Field, value: Any, path: str) -> tuple[Any, list[str
     elif kind == "str":
         if not isinstance(value, str):
             problems.append(f"{path}: expected a string, got {type_name(value)} {value!r}")
+    elif kind == "init":
+        from ..errors import ModelZooError
+        from ..init import parse_init
+
+        try:
+            value = parse_init(value).name  # canonical spelling: one name per scheme
+        except ModelZooError as error:
+            problems.append(f"{path}: {error}")
     elif kind == "choice":
         allowed = spec_field.allowed() or []
         if not isinstance(value, str) or value not in allowed:

@@ -428,6 +428,7 @@ class ZooWriter:
                 "parameters": sum(int(np.prod(s["shape"])) for s in self.layout),
             },
             "layout": self.layout,
+            "init": self.spec.init_schemes(),
             "epochs": self.epochs,
             "metrics": list(self.metric_names),
             "counts": {
