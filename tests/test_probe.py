@@ -104,7 +104,8 @@ def test_ridge_r2_equals_plain_sklearn(zoo, result):
     scaler = StandardScaler().fit(flat["train"])
     for target, y in (("epoch", epochs), ("test_acc", acc)):  # noqa: B007 (used in query)
         ys = {k: y[r].ravel() for k, r in rows.items()}
-        fits = [Ridge(alpha=a).fit(scaler.transform(flat["train"]), ys["train"]) for a in ALPHAS]
+        fits = [Ridge(alpha=a, solver="svd").fit(scaler.transform(flat["train"]), ys["train"])
+                for a in ALPHAS]
         best = max(
             fits, key=lambda f: r2_score(ys["val"], f.predict(scaler.transform(flat["val"])))
         )
@@ -130,10 +131,17 @@ def test_tau_and_r2_in_table_match_the_predictions(result):
     assert {"test", "ood:grid_tetris"} <= set(preds["split"])
 
 
+def test_the_seed_is_a_target_only_when_asked_for(zoo):
+    default = run_probe(zoo, ["sW"], progress=False).results
+    assert "seed" not in set(default["target"])
+    asked = run_probe(zoo, ["sW"], ["seed"], progress=False).results
+    assert set(asked["target"]) == {"seed"}
+
+
 def test_constant_targets_are_skipped_with_a_note(result):
     assert any("lr: constant" in note for note in result.notes)
     assert "lr" not in set(result.results["target"])
-    assert {"epoch", "test_acc", "gap", "f1_0", "seed"} <= set(result.results["target"])
+    assert {"epoch", "test_acc", "gap", "f1_0"} <= set(result.results["target"])
 
 
 def test_categorical_target_gets_accuracy():
@@ -164,6 +172,8 @@ def test_cli_writes_results(tmp_path):
         (["--targets", "nope"], ["nope", "test_acc", "f1"]),
         (["--epochs", "99"], ["--epochs", "all, last"]),
         (["--splits", "0.5,x"], ["--splits"]),
+        (["--components", "0"], ["--components", ">= 1"]),
+        (["--fit-samples", "1", "--features", "pca_rbf"], ["--fit-samples", ">= 20"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, words):

@@ -26,6 +26,7 @@ from .probes import PROBES, fit_probe, fit_ridges, score
 
 DEFAULT_FEATURES = ("W", "sW", "pca_linear", "pca_cosine", "pca_rbf", "umap")
 COLUMNS = ["target", "features", "probe", "metric", "split", "value"]
+MIN_FIT = 20  # fewest train states kernel PCA and UMAP are fitted on
 
 
 @dataclass
@@ -77,19 +78,28 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
               probe: str = "linear", epochs: str | Sequence[int] = "all", ood: Sequence = (),
               fractions: Sequence[float] = DEFAULT_FRACTIONS, split_seed: int = 0,
               components: int = 16, fit_samples: int = 2000, seed: int = 0,
-              progress: bool = True) -> ProbeResult:  # fmt: skip
-    """Fit every (feature set, target) probe on ``zoo``'s train split and score val/test/OOD."""
+              progress: bool = True, samples: Samples | None = None) -> ProbeResult:  # fmt: skip
+    """Fit every (feature set, target) probe on ``zoo``'s train split and score val/test/OOD.
+
+    ``samples``: the zoo's states as ``load_samples`` read them with the same epochs, fractions
+    and split seed, when the caller has them already (``modelzoo fidelity``)."""
     from tqdm.auto import tqdm
 
     zoo = _open(zoo)
     features = check_feature_names(list(features))
     if not features:
         raise ModelZooError("features: none given; valid: " + ", ".join(DEFAULT_FEATURES))
+    if isinstance(components, bool) or not isinstance(components, int) or components < 1:
+        raise ModelZooError(f"--components: expected an integer >= 1, got {components!r}")
+    if isinstance(fit_samples, bool) or not isinstance(fit_samples, int) or fit_samples < MIN_FIT:
+        raise ModelZooError(f"--fit-samples: expected an integer >= {MIN_FIT} (kernel PCA and "
+                            f"UMAP need neighbours), got {fit_samples!r}")  # fmt: skip
     if probe not in PROBES:
         raise ModelZooError(f"probe: unknown probe {probe!r}; valid: {', '.join(PROBES)}")
     protocol = parse_epochs(epochs if isinstance(epochs, str) else ",".join(map(str, epochs)),
                             zoo.epochs)  # fmt: skip
-    samples = load_samples(zoo, protocol, fractions, split_seed)
+    if samples is None:
+        samples = load_samples(zoo, protocol, fractions, split_seed)
     chosen, notes = choose_targets(samples.table, list(targets) if targets else None)
     if not chosen:
         raise ModelZooError(f"{zoo.path}: no target varies in the chosen samples")

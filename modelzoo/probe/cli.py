@@ -7,6 +7,18 @@ from pathlib import Path
 import click
 
 
+def parse_fractions(text: str) -> tuple[float, ...]:
+    """``--splits 0.7,0.15,0.15`` -> fractions (checked again where the split is made)."""
+    from ..errors import ModelZooError
+
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ModelZooError(
+            f"--splits: expected three fractions like 0.7,0.15,0.15, got {text!r}"
+        ) from None
+
+
 def _names(values: tuple[str, ...]) -> list[str]:
     return [name.strip() for value in values for name in value.split(",") if name.strip()]
 
@@ -71,7 +83,6 @@ def probe(zoo, features, embeddings, targets, probe_name, epochs, ood, splits, s
     Writes results.csv (target, features, probe, metric, split, value), results.md
     (the papers' table layouts) and one PNG of predicted vs. true test accuracy per feature set.
     """
-    from ..errors import ModelZooError
     from .api import DEFAULT_FEATURES, run_probe
     from .features import DESCRIPTIONS
     from .report import check_out, markdown, write_results
@@ -81,12 +92,7 @@ def probe(zoo, features, embeddings, targets, probe_name, epochs, ood, splits, s
             click.echo(f"{name:12s} {text}")
         click.echo("probes: linear (ridge / logistic regression), mlp (scikit-learn MLP)")
         return
-    try:
-        fractions = tuple(float(part) for part in splits.split(","))
-    except ValueError:
-        raise ModelZooError(
-            f"--splits: expected three fractions like 0.7,0.15,0.15, got {splits!r}"
-        ) from None
+    fractions = parse_fractions(splits)
     names = _names(features) or ([] if embeddings else list(DEFAULT_FEATURES))
     names += [f"embedding:{run}" for run in embeddings]
     if out is not None:

@@ -7,7 +7,8 @@ each model's final recorded state), or a window such as ``21:25``.
 
 Targets are every per-epoch metric (epoch, losses, accuracies, gap, per-class F1) and every
 generating factor of the models table: numbers are continuous targets (ridge), text columns are
-categorical ones (logistic regression). Constant targets are skipped with a note.
+categorical ones (logistic regression). Constant targets are skipped with a note; the seed is
+an identifier, not a property, and is a target only when asked for (``--targets seed``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)  # seed 001: 70 / 15 / 15 % of the models
 NOT_TARGETS = {"model_id", "run_key", "status", "error", "diverged_epoch", "shard", "row",
                "final_epoch", "seconds"}  # fmt: skip
+IDENTIFIERS = {"seed"}  # an id, not a property of the model: probed only when asked for
 
 
 @dataclass
@@ -111,7 +113,7 @@ def choose_targets(
                                         f"{', '.join(kinds)}")  # fmt: skip
                 wanted.append(column)
     else:
-        wanted = list(kinds)
+        wanted = [c for c in kinds if c not in IDENTIFIERS]
     chosen, notes = {}, []
     for column in dict.fromkeys(wanted):
         values = table[column].dropna()

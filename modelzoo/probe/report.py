@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -131,21 +133,29 @@ def check_out(out: Path) -> None:
         raise ModelZooError(f"--out {out}: exists and is not an empty folder")
 
 
-def write_results(result: ProbeResult, out: Path, zoo_name: str, settings: str) -> Path:
-    """results.csv, results.md and the PNGs into ``out``, atomically (temp folder, then rename)."""
+@contextmanager
+def atomic_folder(out: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``out`` to fill; it becomes ``out`` only if the block ends
+    without an error, so a failed or interrupted run leaves nothing half-written."""
     out = Path(out)
     check_out(out)
     temporary = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     try:
-        result.results.to_csv(temporary / "results.csv", index=False)
-        (temporary / "results.md").write_text(markdown(result, zoo_name, settings))
-        plot_accuracy(result, temporary)
+        yield temporary
         if out.exists():
             out.rmdir()
         temporary.rename(out)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    return out
+
+
+def write_results(result: ProbeResult, out: Path, zoo_name: str, settings: str) -> Path:
+    """results.csv, results.md and the PNGs into ``out``, atomically (temp folder, then rename)."""
+    with atomic_folder(out) as folder:
+        result.results.to_csv(folder / "results.csv", index=False)
+        (folder / "results.md").write_text(markdown(result, zoo_name, settings))
+        plot_accuracy(result, folder)
+    return Path(out)
