@@ -45,6 +45,7 @@ def main() -> None:
     The science on a zoo:
     modelzoo train-ae storage/tetris_seed --out runs/ecd     # hyper-representations
     modelzoo probe storage/tetris_seed                       # what the weights know
+    modelzoo fidelity storage/tetris_seed                    # beside the paper's zoo
     modelzoo sample runs/ecd --method kde30 --out samples/   # new networks, with a report
     modelzoo publish storage/tetris_seed --out pub/          # zoo card, Croissant, sums
 
@@ -452,13 +453,14 @@ def verify(zoo: Path) -> None:
 
 
 # The science layer's commands; heavy imports happen inside each command.
+from .fidelity.cli import fidelity  # noqa: E402
 from .hyperrep.cli import train_ae  # noqa: E402
 from .probe.cli import probe  # noqa: E402
 from .publish.cli import import_zoo, publish, report  # noqa: E402
 from .sample.cli import sample  # noqa: E402
 from .sparsify.cli import sparsify  # noqa: E402
 
-for _command in (train_ae, probe, sample, sparsify, report, publish, import_zoo):
+for _command in (train_ae, probe, fidelity, sample, sparsify, report, publish, import_zoo):
     main.add_command(_command)
 
 
