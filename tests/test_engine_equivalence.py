@@ -36,7 +36,8 @@ from modelzoo.train.vectorized import train_vectorized
 
 WEIGHT_TOLERANCE = 1e-5
 F1_TOLERANCE = 1e-6  # float32 storage of values <= 1
-SHAPES = {"tetris_mlp": ((1, 4, 4), 4), "cnn_tiny": ((1, 8, 8), 10), "cnn_small": ((1, 28, 28), 10)}
+SHAPES = {"tetris_mlp": ((1, 4, 4), 4), "cnn_tiny": ((1, 8, 8), 10), "cnn_small": ((1, 28, 28), 10),
+          "cnn_unterthiner": ((1, 28, 28), 10)}  # stride-2 convolutions, global average pooling
 MEDIUM = {"cnn_medium": ((3, 32, 32), 10)}  # not in ARCHITECTURES: its reference runs are slow
 
 
