@@ -198,6 +198,8 @@ def test_import_cli_bad_input(tmp_path, ray_experiment):
          "--out", str(ray_experiment["out"])],  # exists
         [str(ray_experiment["root"] / "experiment"), "--from", "ray-tune", "--dataset", "mnist",
          "--out", str(tmp_path / "o")],  # no architecture with these shapes on mnist
+        [str(ray_experiment["root"] / "experiment"), "--from", "ray-tune", "--out",
+         str(tmp_path / "o")],  # no --dataset
     ]  # fmt: skip
     for args in cases:
         result = runner.invoke(group, ["import", *args])

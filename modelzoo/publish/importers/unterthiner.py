@@ -200,7 +200,7 @@ def import_unterthiner(source: Path, out: Path, dataset: str | None, architectur
     section = _dataset_section(name, dataset_info(name).channels)
     section = apply_overrides({"dataset": section}, overrides, "--set").get("dataset", section)
     shape = input_shape(DataConfig.from_section(section))
-    plan = plan_architecture(architecture or ARCHITECTURE, shape, num_classes(name))
+    plan = plan_architecture(architecture or ARCHITECTURE, shape, num_classes(section["name"]))
     if weights.shape[1] != plan.parameters:
         raise _fail(source / "weights.npy", f"rows of {weights.shape[1]} values; {plan.name} on "
                                             f"{shape} has {plan.parameters}")  # fmt: skip
