@@ -1,7 +1,7 @@
 """The zoo architectures as layer tables, and the one place that resolves a table into a plan.
 
-An architecture is a tuple of small layer records (``Conv``, ``MaxPool``, ``Act``, ``Drop``,
-``Flatten``, ``Linear``). :func:`plan_architecture` walks a table once for a given input shape and
+An architecture is a tuple of small layer records (``Conv``, ``MaxPool``, ``GlobalAvgPool``,
+``Act``, ``Drop``, ``Flatten``, ``Linear``). :func:`plan_architecture` walks a table once for a given input shape and
 class count and answers everything the rest of modelzoo asks about it: each layer's kind, module
 name, input and output shape, and where its weight and bias sit in the flat weight vector (the
 store's *layout*). ``nets.build_model`` builds modules from the plan, the vectorised engine's
@@ -11,7 +11,8 @@ sizing counts its parameters and activations, so names, shapes and offsets canno
 This module imports no torch: specs, plans and zoo readers use it without paying for torch.
 
 Exact counts from the papers (tested): tetris MLP 100; CNN-small 2,464 (1x28x28) and 2,864
-(3x28x28); CNN-medium 10,853 (3x32x32). ``cnn_tiny`` is our own digits CNN (1,042 on 1x8x8).
+(3x28x28); CNN-medium 10,853 (3x32x32); the Unterthiner et al. (2020) small-CNN zoo 4,970 (1x28x28
+and its grey 1x32x32). ``cnn_tiny`` is our own digits CNN (1,042 on 1x8x8).
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ ACTIVATION_NAMES = ("tanh", "relu", "sigmoid", "gelu", "leaky_relu", "silu")
 
 @dataclass(frozen=True)
 class Conv:
+    """A square convolution without padding ("valid"): out = (in - kernel) // stride + 1."""
+
     out_channels: int
     kernel_size: int
     bias: bool = True
+    stride: int = 1
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,12 @@ class Linear:
 @dataclass(frozen=True)
 class MaxPool:
     kernel_size: int = 2
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool:
+    """The mean of each channel over H x W: an image (C, H, W) becomes C features, so it takes the
+    place of ``Flatten`` before a ``Linear`` (Keras' GlobalAveragePooling2D)."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +69,10 @@ class Flatten:
     pass
 
 
-Layer = Conv | Linear | MaxPool | Act | Drop | Flatten
-KINDS = {Conv: "conv", Linear: "fc", MaxPool: "pool", Act: "act", Drop: "drop", Flatten: "flatten"}
+Layer = Conv | Linear | MaxPool | GlobalAvgPool | Act | Drop | Flatten
+KINDS = {Conv: "conv", Linear: "fc", MaxPool: "pool", GlobalAvgPool: "gap", Act: "act", Drop: "drop",
+         Flatten: "flatten"}  # fmt: skip
+SINGLE = ("flatten", "gap")  # kinds that end the image part: one per table, named without a number
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,18 @@ register(
         Flatten(), Linear(16), Act(), Drop(), Linear(None),
     ),
 )  # fmt: skip
+register(
+    "cnn_unterthiner",
+    "Unterthiner et al. 2020 small-CNN zoo (dnn_predict_accuracy): three 3x3 convolutions of 16 "
+    "filters with stride 2 and no padding, global average pooling, dense to the classes; 4,970 "
+    "parameters on 1x28x28 and 1x32x32 (the zoo's grey CIFAR-10/SVHN), 5,258 on 3 channels",
+    (
+        Conv(16, 3, stride=2), Act(), Drop(),
+        Conv(16, 3, stride=2), Act(), Drop(),
+        Conv(16, 3, stride=2), Act(), Drop(),
+        GlobalAvgPool(), Linear(None),
+    ),
+)  # fmt: skip
 
 
 register(
@@ -207,8 +231,9 @@ class PlannedLayer:
     """One row of the layer table, resolved for an input shape.
 
     ``module`` is the layer's name in ``nets.build_model``'s ``nn.Sequential`` (``conv1``,
-    ``pool1``, ``act2``, ``drop1``, ``fc2``, ``flatten``) and the prefix of its parameters in the
-    layout; ``drop_index`` numbers the table's ``Drop`` layers (part of each dropout mask's seed).
+    ``pool1``, ``act2``, ``drop1``, ``fc2``, ``flatten``, ``gap``) and the prefix of its parameters
+    in the layout; ``drop_index`` numbers the table's ``Drop`` layers (part of each dropout mask's
+    seed).
     """
 
     layer: Layer
@@ -297,7 +322,7 @@ def plan_architecture(
     for layer in table:
         kind = KINDS[type(layer)]
         counts[kind] += 1
-        module = "flatten" if kind == "flatten" else f"{kind}{counts[kind]}"
+        module = kind if kind in SINGLE else f"{kind}{counts[kind]}"
         weight = bias = None
         if isinstance(layer, Conv):
             if len(shape) != 3:
@@ -305,10 +330,10 @@ def plan_architecture(
                     f"architecture {name!r}: a Conv layer needs an image input (C, H, W)"
                 )
             c, h, w = shape
-            k = layer.kernel_size
+            k, s = layer.kernel_size, layer.stride
             if h < k or w < k:
                 raise SpecError(f"input {h}x{w} is smaller than a {k}x{k} convolution kernel")
-            out: tuple[int, ...] = (layer.out_channels, h - k + 1, w - k + 1)
+            out: tuple[int, ...] = (layer.out_channels, (h - k) // s + 1, (w - k) // s + 1)
             weight = ParameterSlot(f"{module}.weight", (layer.out_channels, c, k, k), offset)
         elif isinstance(layer, Linear):
             if len(shape) != 1:
@@ -318,6 +343,10 @@ def plan_architecture(
         elif isinstance(layer, MaxPool):
             c, h, w = shape
             out = (c, h // layer.kernel_size, w // layer.kernel_size)
+        elif isinstance(layer, GlobalAvgPool):
+            if len(shape) != 3:
+                raise SpecError(f"architecture {name!r}: GlobalAvgPool needs an image input")
+            out = (shape[0],)
         elif isinstance(layer, Flatten):
             out = (math.prod(shape),)
         else:

@@ -23,6 +23,7 @@ from .architectures import (
     Conv,
     Drop,
     Flatten,
+    GlobalAvgPool,
     Linear,
     MaxPool,
     ParameterSlot,
@@ -79,6 +80,13 @@ class Activation(nn.Module):
         return self.name
 
 
+class GlobalAveragePool(nn.Module):
+    """The mean of each channel over its H x W: ``[B, C, H, W]`` -> ``[B, C]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(-2, -1))
+
+
 def modules_of(plan: ArchitecturePlan, activation: str, dropout: float) -> nn.Module:
     """The plan as a module: ``nn.Sequential`` for a layer table (``Drop`` rows become modules
     only when ``dropout`` > 0), the builder's module otherwise."""
@@ -90,13 +98,14 @@ def modules_of(plan: ArchitecturePlan, activation: str, dropout: float) -> nn.Mo
     for row in plan.layers:
         layer = row.layer
         if isinstance(layer, Conv):
-            module: nn.Module = nn.Conv2d(
-                row.shape_in[0], layer.out_channels, layer.kernel_size, bias=layer.bias
-            )
+            module: nn.Module = nn.Conv2d(row.shape_in[0], layer.out_channels, layer.kernel_size,
+                                          stride=layer.stride, bias=layer.bias)  # fmt: skip
         elif isinstance(layer, Linear):
             module = nn.Linear(row.shape_in[0], row.shape_out[0], bias=layer.bias)
         elif isinstance(layer, MaxPool):
             module = nn.MaxPool2d(layer.kernel_size)
+        elif isinstance(layer, GlobalAvgPool):
+            module = GlobalAveragePool()
         elif isinstance(layer, Act):
             module = Activation(activation)
         elif isinstance(layer, Drop):

@@ -8,9 +8,9 @@ structure is then a precomputed integer gather over flat vectors, vectorised ove
 * tokens: one per output unit of every conv/linear layer = [incoming weights flattened, bias],
   padded to the longest token, with a mask and (layer, unit) positions; ``detokenize`` inverts it.
 * permutations: hidden units of layer l may be reordered if the input units of layer l+1 move with
-  them (for Conv -> Flatten -> Linear the block of H*W features of a channel moves together);
-  pooling and activations are channel-wise, so the network's function is unchanged. The last
-  layer's outputs (the classes) never move.
+  them (for Conv -> Flatten -> Linear the block of H*W features of a channel moves together; after
+  global average pooling a channel is one feature); pooling and activations are channel-wise, so
+  the network's function is unchanged. The last layer's outputs (the classes) never move.
 """
 
 from __future__ import annotations

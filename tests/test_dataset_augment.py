@@ -53,7 +53,8 @@ def test_permutation_preserves_the_function_of_zoo_cnns() -> None:
     _check_equivalence("cnn_tiny", (1, 8, 8), 10, zoo.weights(2, 2))
 
 
-@pytest.mark.parametrize("name, shape", [("cnn_small", (1, 28, 28)), ("cnn_medium", (3, 32, 32))])
+@pytest.mark.parametrize("name, shape", [("cnn_small", (1, 28, 28)), ("cnn_medium", (3, 32, 32)),
+                                         ("cnn_unterthiner", (1, 32, 32))])  # global avg pooling
 def test_permutation_preserves_the_function_of_paper_cnns(name, shape) -> None:
     torch.manual_seed(1)
     flat = flatten_parameters(build_model(name, shape, 10)).numpy()

@@ -39,7 +39,8 @@ WEIGHT_TOLERANCE = 1e-5
 # followed the authors' torch-default U(0, 1)); test_authors_default_inits covers the new defaults.
 OLD_UNIFORM = "uniform(-0.5, 0.5, bias=same)"
 F1_TOLERANCE = 1e-6  # float32 storage of values <= 1
-SHAPES = {"tetris_mlp": ((1, 4, 4), 4), "cnn_tiny": ((1, 8, 8), 10), "cnn_small": ((1, 28, 28), 10)}
+SHAPES = {"tetris_mlp": ((1, 4, 4), 4), "cnn_tiny": ((1, 8, 8), 10), "cnn_small": ((1, 28, 28), 10),
+          "cnn_unterthiner": ((1, 28, 28), 10)}  # stride-2 convolutions, global average pooling
 MEDIUM = {"cnn_medium": ((3, 32, 32), 10)}  # not in ARCHITECTURES: its reference runs are slow
 
 

@@ -1,12 +1,12 @@
 """Import of other zoos' layouts, from fixtures written here in the real on-disk formats.
 
-Ray Tune itself does not import here (ray.train needs pydantic, not installed), so the Ray Tune
-experiment is written byte for byte as Tune and the Model Zoos generators lay it out: one trial
-folder per model with params.json, result.json (JSON lines, line 0 the untrained model, Tune's
-bookkeeping keys beside the metrics), checkpoint_XXXXXX/checkpoints (torch.save of the state
-dict) and Ray's params.pkl, which here is a pickle that would create a file if anyone unpickled it.
-Models are trained with plain torch; their accuracy is measured with plain torch, and the imported
-zoo must give back the same weights and, through zoo.model(...), the same test accuracy.
+Ray Tune layouts come two ways. A real Ray Tune experiment (``tune.run`` of a Trainable in the
+Model Zoos generators' style: line 0 of result.json the untrained model, a torch state dict in
+each checkpoint_XXXXXX/checkpoints) is imported as Tune wrote it. A second experiment is written
+byte for byte as Tune lays it out, to hold what a clean run does not: an unreadable checkpoint and
+a params.pkl that would create a file if anyone unpickled it. Models are trained with plain torch;
+their accuracy is measured with plain torch, and the imported zoo must give back the same weights
+and, through zoo.model(...), the same test accuracy.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,9 +198,117 @@ def test_import_cli_bad_input(tmp_path, ray_experiment):
          "--out", str(ray_experiment["out"])],  # exists
         [str(ray_experiment["root"] / "experiment"), "--from", "ray-tune", "--dataset", "mnist",
          "--out", str(tmp_path / "o")],  # no architecture with these shapes on mnist
+        [str(ray_experiment["root"] / "experiment"), "--from", "ray-tune", "--out",
+         str(tmp_path / "o")],  # no --dataset
     ]  # fmt: skip
     for args in cases:
         result = runner.invoke(group, ["import", *args])
         assert result.exit_code == 2, (args, result.output)
         assert result.output.count("\n") == 1 and result.output.startswith("error: "), result.output
     assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------------------------------- a real Ray Tune run
+
+
+def _zoo_trainable():
+    """A Trainable as the Model Zoos generators write one: step 0 reports the untrained model,
+    every later step trains one epoch; each step is checkpointed as a torch state dict."""
+    from ray import tune
+
+    class ZooTrainable(tune.Trainable):
+        def setup(self, config):
+            from modelzoo.nets import build_model
+
+            torch.manual_seed(config["seed"])
+            self.data = _data()
+            self.net = build_model("cnn_tiny", (1, 8, 8), 10, activation=config["model::nlin"])
+            self.optimiser = torch.optim.SGD(self.net.parameters(), lr=config["optim::lr"])
+            self.epoch, self.seed = 0, config["seed"]
+
+        def step(self):
+            train = self.data.train
+            if self.epoch:
+                self.net.train()
+                order = torch.randperm(len(train.labels) // 3,
+                                       generator=torch.Generator().manual_seed(self.seed))  # fmt: skip
+                for start in range(0, len(order), 32):
+                    batch = order[start : start + 32]
+                    self.optimiser.zero_grad()
+                    loss = torch.nn.functional.cross_entropy(self.net(train.images[batch]),
+                                                             train.labels[batch])  # fmt: skip
+                    loss.backward()
+                    self.optimiser.step()
+            test = self.data.test
+            record = {"epoch": self.epoch, "test_acc": _accuracy(self.net, test.images, test.labels),
+                      "train_acc": _accuracy(self.net, train.images, train.labels)}  # fmt: skip
+            self.epoch += 1
+            return record
+
+        def save_checkpoint(self, checkpoint_dir):
+            torch.save(self.net.state_dict(), os.path.join(checkpoint_dir, "checkpoints"))
+
+        def load_checkpoint(self, checkpoint_dir):
+            self.net.load_state_dict(
+                torch.load(os.path.join(checkpoint_dir, "checkpoints"), weights_only=True)
+            )
+
+    return ZooTrainable
+
+
+@pytest.fixture(scope="module")
+def tune_experiment(tmp_path_factory):
+    """Two models trained by ``tune.run`` (skipped only where ray.tune cannot be imported)."""
+    pytest.importorskip("ray.tune", reason="ray.tune does not import (it needs pydantic)")
+    import ray
+    from ray import tune
+
+    root = tmp_path_factory.mktemp("tune")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    this = sys.modules[__name__]  # tests/ is not importable on Ray's workers: ship it by value
+    ray.cloudpickle.register_pickle_by_value(this)
+    try:
+        config = {"model::type": "cnn_tiny", "model::nlin": "tanh", "optim::optimizer": "sgd",
+                  "optim::lr": 0.1, "seed": tune.grid_search([21, 22]),
+                  "training::batchsize": 32}  # fmt: skip
+        tune.run(_zoo_trainable(), name="zoo", storage_path=str(root), config=config,
+                 stop={"training_iteration": EPOCHS + 1}, verbose=0,
+                 checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=1),
+                 resources_per_trial={"cpu": 1})  # fmt: skip
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(this)
+        if started:
+            ray.shutdown()
+    out = root / "imported"
+    from modelzoo.publish.importers.ray_tune import import_ray_tune
+
+    import_ray_tune(root / "zoo", out, "digits", None)
+    return {"experiment": root / "zoo", "out": out}
+
+
+def test_a_real_ray_tune_run_imports_with_every_number(tune_experiment):
+    from modelzoo.zoo import open_zoo
+
+    trials = sorted(p.parent for p in tune_experiment["experiment"].rglob("params.json"))
+    assert len(trials) == 2 and all((t / "params.pkl").exists() for t in trials)  # Tune's files
+    zoo = open_zoo(tune_experiment["out"])
+    assert zoo.architecture == "cnn_tiny" and zoo.epochs == list(range(EPOCHS + 1))
+    models = zoo.models.set_index("seed")
+    assert sorted(models.index) == [21, 22] and set(models["status"]) == {"ok"}
+    test = zoo.data("test")
+    for trial in trials:
+        seed = json.loads((trial / "params.json").read_text())["seed"]
+        model_id = int(models.loc[seed, "model_id"])
+        results = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        assert [r["epoch"] for r in results] == list(range(EPOCHS + 1))
+        for record in results:
+            epoch = record["epoch"]
+            state = torch.load(trial / f"checkpoint_{epoch:06d}" / "checkpoints", weights_only=True)
+            flat = np.concatenate([v.numpy().ravel() for v in state.values()])
+            np.testing.assert_array_equal(zoo.weights(model_id, epoch), flat)
+            assert _accuracy(zoo.model(model_id, epoch), test.images, test.labels) == (
+                record["test_acc"]
+            )
+        assert results[-1]["test_acc"] > results[0]["test_acc"]  # it trained

@@ -77,22 +77,26 @@ def publish(zoo: Path, out: Path, license_id: str, citation: Path | None, archiv
     click.echo(f"published {zoo} as {written}")
 
 
+IMPORT_FORMATS = ["ray-tune", "state-dicts", "unterthiner"]  # the importer registry's names (tested)
+
+
 @click.command(name="import")
 @click.argument("src", type=click.Path(path_type=Path))
-@click.option("--from", "layout", type=click.Choice(["ray-tune", "state-dicts"]), required=True,
+@click.option("--from", "layout", type=click.Choice(IMPORT_FORMATS), required=True,
               help="The layout of SRC.")  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="The zoo folder to create (must not exist); its name is the zoo's name.")  # fmt: skip
-@click.option("--dataset", required=True,
-              help="Registered dataset the models classify (e.g. mnist, digits).")  # fmt: skip
+@click.option("--dataset", default=None,
+              help="Registered dataset the models classify (e.g. mnist, digits); required for "
+              "ray-tune and state-dicts, unterthiner reads it from metrics.csv.gz.")  # fmt: skip
 @click.option("--architecture", default=None,
               help="Registered architecture (required for state-dicts; ray-tune matches it by "
-              "the state dict's shapes when omitted).")  # fmt: skip
+              "the state dict's shapes when omitted; unterthiner: cnn_unterthiner).")  # fmt: skip
 @click.option("--properties", type=click.Path(path_type=Path), default=None,
               help="state-dicts: the CSV of properties.  [default: SRC/properties.csv]")  # fmt: skip
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Spec keys of the imported zoo, e.g. training.activation=relu (repeatable).")  # fmt: skip
-def import_zoo(src: Path, layout: str, out: Path, dataset: str, architecture: str | None,
+def import_zoo(src: Path, layout: str, out: Path, dataset: str | None, architecture: str | None,
                properties: Path | None, overrides: tuple[str, ...]) -> None:  # fmt: skip
     """Convert an existing zoo in another layout into a modelzoo store, keeping every number.
 
@@ -103,13 +107,20 @@ def import_zoo(src: Path, layout: str, out: Path, dataset: str, architecture: st
                  dicts, read with weights_only=True; Ray's .pkl files are ignored)
     state-dicts  folder of .pt / .safetensors state dicts + properties.csv
                  (file, model, epoch, seed, metrics such as test_acc, factors)
-    Models that cannot be read are stored with status failed and the reason.
+    unterthiner  the Small CNN Zoo of Unterthiner et al. 2020, one dataset's
+                 folder: weights.npy (a row per checkpoint, TensorFlow order),
+                 metrics.csv.gz (modeldir, step = epoch, accuracies, config.*)
+                 and layout.csv (varname, start, end, shape); kernels become
+                 PyTorch's order, the network is cnn_unterthiner (4,970 values)
+    Models that cannot be read are stored with status failed and the reason;
+    models with non-finite weights as diverged.
 
     \b
     Examples:
       modelzoo import runs/mnist_experiment --from ray-tune --dataset mnist --out storage/mnist_rt
       modelzoo import weights/ --from state-dicts --dataset digits --architecture cnn_tiny \\
           --out storage/my_zoo --set training.activation=relu
+      modelzoo import smallcnnzoo/mnist --from unterthiner --out storage/mnist_hyp
     """
     from .importers import get_importer
 

@@ -31,6 +31,7 @@ from ..architectures import (
     Conv,
     Drop,
     Flatten,
+    GlobalAvgPool,
     Linear,
     MaxPool,
     PlannedLayer,
@@ -108,8 +109,8 @@ class StackedNet:
         (evaluation). With a ``tape`` list, each layer appends what its backward needs.
         """
         m = self.models
-        if not shared:
-            x = _to_image_layout(x) if not isinstance(self.steps[0].layer, Flatten) else x
+        if not shared and not isinstance(self.steps[0].layer, Flatten | GlobalAvgPool):
+            x = _to_image_layout(x)
         for step in self.steps:
             layer, saved = step.layer, None
             if isinstance(layer, Conv):
@@ -118,7 +119,7 @@ class StackedNet:
                 bias = params[:, step.bias.span].reshape(m * o) if step.bias else None
                 x = _channels_last(x)
                 saved = (x, weight)
-                x = functional.conv2d(x, weight, bias, groups=1 if shared else m)
+                x = functional.conv2d(x, weight, bias, layer.stride, groups=1 if shared else m)
                 shared = False
             elif isinstance(layer, MaxPool):
                 k = layer.kernel_size
@@ -135,6 +136,10 @@ class StackedNet:
                     mask = self._dropout_mask(step, dropout, x)
                     scale = self._per_model(dropout.scale, x)
                     saved, x = (mask, scale), x * mask / scale
+            elif isinstance(layer, GlobalAvgPool):
+                x = x.mean(dim=(-2, -1))  # shared [n, C], per-model input [M, B, C], or [B, M*C]
+                if not shared and x.dim() == 2:
+                    x = x.view(x.shape[0], m, -1).transpose(0, 1)  # [M, B, C]
             elif isinstance(layer, Flatten):
                 if shared or x.dim() == 5:  # shared images, or the per-model training input
                     x = x.flatten(-3)
@@ -193,10 +198,11 @@ class StackedNet:
             layer, need_input = step.layer, index > self.first_trained
             if isinstance(layer, Conv):
                 x, weight = saved
-                o, k = layer.out_channels, layer.kernel_size
+                o, k, stride = layer.out_channels, layer.kernel_size, layer.stride
                 grad_x, grad_w, grad_b = aten.convolution_backward(
                     _channels_last(grad), x, weight,
-                    [m * o] if step.bias else None, [1, 1], [0, 0], [1, 1], False, [0, 0], m,
+                    [m * o] if step.bias else None, [stride, stride], [0, 0], [1, 1], False,
+                    [0, 0], m,
                     [need_input, True, step.bias is not None],
                 )  # fmt: skip
                 grads[:, step.weight.span].view(m, o, -1, k, k).copy_(grad_w.unflatten(0, (m, o)))
@@ -216,6 +222,11 @@ class StackedNet:
                 if saved is not None:
                     mask, scale = saved
                     grad = grad / scale * mask  # autograd's order for x * mask / scale
+            elif isinstance(layer, GlobalAvgPool):
+                if need_input:  # autograd's mean backward: the gradient spread, divided by H*W
+                    c, h, w = step.shape_in
+                    grad = grad.transpose(0, 1).reshape(grad.shape[1], m * c, 1, 1)
+                    grad = grad.expand(-1, -1, h, w) / (h * w)
             elif isinstance(layer, Flatten):
                 if need_input:
                     c, h, w = step.shape_in

@@ -5,14 +5,17 @@ per-epoch metrics, or the reason a model could not be read); :func:`write_zoo` r
 them (dataset, architecture, the settings all models share), flattens every state dict in the
 architecture's layout order, checking names and shapes exactly, and seals the shards with the
 store's own writer, under a temporary folder renamed at the end. A model with any unreadable or
-mismatched state is kept as ``failed`` with the reason, never dropped.
+mismatched state is kept as ``failed`` with the reason, never dropped; one whose weights stop
+being finite is kept as ``diverged`` at that epoch, its numbers as the source has them. Weights
+are read one shard of models at a time (``ImportedModel.flat`` loads them on demand), so a zoo
+larger than memory imports.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,8 @@ class ImportedModel:
     states: list[dict[str, np.ndarray] | None] = field(default_factory=list)  # per epoch
     metrics: dict[str, list[float]] = field(default_factory=dict)  # name -> per epoch
     error: str = ""  # why it cannot be read (then it is stored as failed)
+    # instead of ``states``: loads the [epochs, P] weights in layout order when its shard is written
+    flat: Callable[[], np.ndarray] | None = None
 
 
 def scalar(value: Any) -> Any:
@@ -70,13 +75,14 @@ def scalar(value: Any) -> Any:
 def write_zoo(
     out: Path,
     name: str,
-    dataset: str,
+    dataset: str | Mapping[str, Any],
     architecture: str,
     models: Sequence[ImportedModel],
     source: str,
     overrides: Iterable[str] = (),
 ) -> Path:
-    """Write ``models`` as the zoo folder ``out`` (must not exist); returns ``out``."""
+    """Write ``models`` as the zoo folder ``out`` (must not exist); returns ``out``. ``dataset``
+    is a registered name or a spec ``dataset:`` section (preprocessing the models expect)."""
     from ...architectures import plan_architecture
     from ...data import DataConfig, input_shape, num_classes
     from ...spec.loading import apply_overrides
@@ -92,13 +98,13 @@ def write_zoo(
         raise ModelZooError(f"{source}: no models found to import")
     epochs = sorted({e for m in models for e in m.epochs}) or [0]
     shared = {k: models[0].training[k] for k in TRAINING_KEYS
-              if k in models[0].training and all(m.training.get(k) == models[0].training[k]
-                                                 for m in models)}  # fmt: skip
+              if k in models[0].training and _in_vocabulary(k, models[0].training[k])
+              and all(m.training.get(k) == models[0].training[k] for m in models)}  # fmt: skip
     raw = {
         "name": name,
         "source": source,
         "description": f"imported by `modelzoo import` from {source}",
-        "dataset": {"name": dataset},
+        "dataset": {"name": dataset} if isinstance(dataset, str) else dict(dataset),
         "architecture": {"name": architecture},
         "training": {**shared, "epochs": max(max(epochs), 1)},
         "seeds": {"values": sorted({int(m.seed) for m in models})},
@@ -107,28 +113,27 @@ def write_zoo(
     spec = validate(apply_overrides(raw, overrides, "--set"), f"{source} (imported)")
     resolved = spec.resolved
     shape = input_shape(DataConfig.from_section(resolved["dataset"]))
-    classes = num_classes(dataset)
+    classes = num_classes(resolved["dataset"]["name"])
     plan = plan_architecture(architecture, shape, classes)
     layout = [slot.as_dict() for slot in plan.layout]
-    runs, results = [], []
+    runs = []
     for model_id, model in enumerate(models):
         training = {**resolved["training"], **{k: v for k, v in model.training.items()
                                                if k in TRAINING_KEYS and k not in shared}}  # fmt: skip
         mine = tuple(model.epochs) if model.epochs and not model.error else tuple(epochs)
-        run = Run(model_id, int(model.seed), resolved["dataset"], resolved["architecture"],
-                  training, mine, {k: scalar(v) for k, v in model.factors.items()})  # fmt: skip
-        runs.append(run)
-        results.append(_result(model, run, plan, classes, RunResult))
-    dataset_entry = {"name": dataset, "input_shape": list(shape), "num_classes": classes,
-                     "spec": resolved["dataset"]}  # fmt: skip
+        runs.append(Run(model_id, int(model.seed), resolved["dataset"], resolved["architecture"],
+                        training, mine, {k: scalar(v) for k, v in model.factors.items()}))  # fmt: skip
+    dataset_entry = {"name": resolved["dataset"]["name"], "input_shape": list(shape),
+                     "num_classes": classes, "spec": resolved["dataset"]}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.{os.getpid()}{fmt.TMP_SUFFIX}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         writer = ZooWriter(staging, spec, runs, dataset_entry, layout)
         try:
-            for start in range(0, len(results), SHARD_MODELS):
-                writer.add(results[start : start + SHARD_MODELS])
+            for start in range(0, len(runs), SHARD_MODELS):
+                part = zip(models[start : start + SHARD_MODELS], runs[start : start + SHARD_MODELS])
+                writer.add([_result(model, run, plan, classes, RunResult) for model, run in part])
         finally:
             writer.close()
         os.rename(staging, out)
@@ -137,11 +142,25 @@ def write_zoo(
     return out
 
 
+def _in_vocabulary(key: str, value: Any) -> bool:
+    """Whether a spec's ``training.<key>`` accepts ``value`` (an optimiser such as RMSProp that
+    modelzoo does not train with stays a per-model value, not a setting of the imported spec)."""
+    from ...spec.fields import FIELDS
+
+    allowed = FIELDS["training"][key].allowed()
+    return allowed is None or value in allowed
+
+
 def _result(model: ImportedModel, run: Any, plan: Any, classes: int, result_type: Any) -> Any:
     epochs, parameters = len(run.stored_epochs), plan.parameters
     error = model.error
     weights = np.full((epochs, parameters), np.nan, dtype=np.float32)
-    if not error:
+    if not error and model.flat is not None:
+        try:
+            weights[:] = model.flat()
+        except ModelZooError as problem:
+            error = f"{model.source}: {problem}"
+    elif not error:
         for row, (epoch, state) in enumerate(zip(model.epochs, model.states)):
             try:
                 weights[row] = flatten(state, plan.layout)
@@ -158,7 +177,14 @@ def _result(model: ImportedModel, run: Any, plan: Any, classes: int, result_type
     if "gap" not in model.metrics:
         metrics["gap"] = metrics["train_acc"] - metrics["test_acc"]
     f1 = np.full((epochs, classes), np.nan, dtype=np.float32)
-    return result_type(run.model_id, run.key, weights, metrics, f1)
+    result = result_type(run.model_id, run.key, weights, metrics, f1)
+    broken = np.flatnonzero(~np.isfinite(weights).all(axis=1))
+    if broken.size:
+        from ...train.result import STATUS_DIVERGED
+
+        result.status, result.diverged_epoch = STATUS_DIVERGED, int(run.stored_epochs[broken[0]])
+        result.error = f"{model.source}: weights not finite at epoch {result.diverged_epoch}"
+    return result
 
 
 def flatten(state: dict[str, Any] | None, layout: Sequence[Any]) -> np.ndarray:
