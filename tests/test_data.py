@@ -7,6 +7,7 @@ The torchvision-backed datasets are tested on real-format fixture files in test_
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from modelzoo.data import (
 )
 from modelzoo.data import preprocess as pre
 from modelzoo.data.generated import TETROMINOES, tetris_placements, tetris_rotations
-from modelzoo.errors import DataError
+from modelzoo.errors import DataError, ModelZooError
 
 ALL_DATASETS = [
     "cifar10",
@@ -254,6 +255,30 @@ def test_tetris_draws_rotations_uniformly() -> None:
     ]
     assert sum(per_rotation) == 1000
     assert all(200 <= count <= 300 for count in per_rotation)  # 250 expected each
+
+
+def test_tetris_unseen_placements_appear_only_in_the_test_split() -> None:
+    data = load_training_data(tetris(noise=0.0, train_size=2000, translate=True, unseen=0.3))
+    for label, name in enumerate(TETROMINOES):
+        every = {p.tobytes() for p in tetris_placements(tetris_rotations(name)[0])}
+        train = {i.numpy().tobytes() for i in data.train.images[data.train.labels == label, 0]}
+        test = {i.numpy().tobytes() for i in data.test.images[data.test.labels == label, 0]}
+        assert not train & test and train | test == every  # 2000 draws see every train placement
+        assert len(every - train) == round(0.3 * len(every))  # 2 of 6 (L, T, S), 3 of 9 (O)
+    same = load_training_data(tetris(noise=0.0, train_size=2000, translate=True, unseen=0.3))
+    assert torch.equal(same.test.images, data.test.images)
+    plain = load_training_data(tetris(noise=0.0, translate=True))
+    assert not torch.equal(plain.test.images, data.test.images)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"unseen": 0.3}, "L has a single placement"),  # neither rotate nor translate: one each
+    ({"unseen": 1.0, "translate": True}, "expected a fraction in [0, 1)"),
+    ({"unseen": -0.1}, "unseen"),
+])  # fmt: skip
+def test_tetris_unseen_is_checked(options: dict, message: str) -> None:
+    with pytest.raises(ModelZooError, match=re.escape(message) if "[" in message else message):
+        load_training_data(tetris(**options))
 
 
 def test_tetris_sizes_follow_options() -> None:

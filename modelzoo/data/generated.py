@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ModelZooError
 from .preprocess import stratified_split
 from .registry import RawSplits, register_dataset
 
@@ -53,7 +54,8 @@ def tetris_placements(rotation: np.ndarray) -> np.ndarray:
 
 
 def generate_tetris(
-    n: int, noise: float, rng: np.random.Generator, rotate: bool = False, translate: bool = False
+    n: int, noise: float, rng: np.random.Generator, rotate: bool = False, translate: bool = False,
+    pools: dict[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` noisy tetromino images ``[n, 4, 4]`` (float32) and their labels ``[n]`` (int64).
 
@@ -62,8 +64,10 @@ def generate_tetris(
     top-left placement) plus noise: the 2021 paper's toy task, on which the 100-parameter MLP at
     lr 3e-5 learns gradually over 75 epochs, as its seed zoo needs. With ``rotate``/``translate``
     each sample draws a rotation uniformly from its shape's distinct rotations and a translation
-    uniformly from the placements of that rotation: a much harder task for 5 hidden units. Noise
-    is drawn last, in one call, so the same seed gives the same shapes whatever the noise level.
+    uniformly from the placements of that rotation: a much harder task for 5 hidden units. With
+    ``pools`` (class name -> the placements ``[P, 4, 4]`` this split may use) each sample draws one
+    of its class's pooled placements uniformly instead. Noise is drawn last, in one call, so the
+    same seed gives the same shapes whatever the noise level.
     """
     classes = list(TETROMINOES)
     counts = [n // len(classes) + (index < n % len(classes)) for index in range(len(classes))]
@@ -71,6 +75,10 @@ def generate_tetris(
     images = np.zeros((n, TETRIS_SIDE, TETRIS_SIDE), dtype=np.float32)
     for label, name in enumerate(classes):
         members = np.flatnonzero(labels == label)
+        if pools is not None:
+            pool = pools[name]
+            images[members] = pool[rng.integers(len(pool), size=members.size)]
+            continue
         placements = [tetris_placements(rotation) for rotation in tetris_rotations(name)]
         if not rotate:
             placements = placements[:1]
@@ -81,6 +89,25 @@ def generate_tetris(
             images[chosen] = placed[offsets]
     images += rng.normal(0.0, noise, size=images.shape).astype(np.float32)
     return images, labels.astype(np.int64)
+
+
+def unseen_placements(rotate: bool, translate: bool, fraction: float,
+                      rng: np.random.Generator) -> tuple[dict, dict]:  # fmt: skip
+    """Per class, the placements (rotations x translations enabled) split into the train split's
+    and the test split's: ``fraction`` of each class's placements (rounded, at least one) appear
+    only in the test split, so a model is tested on shapes it never saw in training."""
+    train, test = {}, {}
+    for name in TETROMINOES:
+        rotations = tetris_rotations(name) if rotate else tetris_rotations(name)[:1]
+        pool = np.concatenate([tetris_placements(r) if translate else tetris_placements(r)[:1]
+                               for r in rotations])  # fmt: skip
+        if len(pool) < 2:
+            raise ModelZooError(f"tetris option unseen: {name} has a single placement; enable "
+                                "rotate or translate to hold some out")  # fmt: skip
+        held = min(len(pool) - 1, max(1, round(fraction * len(pool))))
+        order = rng.permutation(len(pool))
+        train[name], test[name] = pool[np.sort(order[held:])], pool[np.sort(order[:held])]
+    return train, test
 
 
 @register_dataset(
@@ -98,18 +125,28 @@ def generate_tetris(
         "seed": 0,
         "rotate": False,
         "translate": False,
+        "unseen": 0.0,
     },
     needs_files=False,
-    minimums={"train_size": 1, "test_size": 1, "noise": 0, "seed": 0},
+    minimums={"train_size": 1, "test_size": 1, "noise": 0, "seed": 0, "unseen": 0},
 )
 def load_tetris(root: Path | None, download: bool, options: Mapping[str, Any]) -> RawSplits:
-    """Train and test come from the two children of ``SeedSequence(seed)``, so they never share
-    a random stream and each is reproducible on its own."""
-    train_seed, test_seed = np.random.SeedSequence(options["seed"]).spawn(2)
+    """Train and test come from the first two children of ``SeedSequence(seed)``, so they never
+    share a random stream and each is reproducible on its own; the third chooses the placements
+    only the test split shows (``unseen``)."""
+    train_seed, test_seed, pool_seed = np.random.SeedSequence(options["seed"]).spawn(3)
+    pools: tuple = (None, None)
+    if options["unseen"] > 0:
+        if options["unseen"] >= 1:
+            raise ModelZooError(f"tetris option unseen: expected a fraction in [0, 1), got "
+                                f"{options['unseen']}")  # fmt: skip
+        pools = unseen_placements(options["rotate"], options["translate"], options["unseen"],
+                                  np.random.default_rng(pool_seed))  # fmt: skip
     parts = []
-    for size, seed in ((options["train_size"], train_seed), (options["test_size"], test_seed)):
+    for size, seed, pool in zip((options["train_size"], options["test_size"]),
+                                (train_seed, test_seed), pools):  # fmt: skip
         images, labels = generate_tetris(size, options["noise"], np.random.default_rng(seed),
-                                         options["rotate"], options["translate"])  # fmt: skip
+                                         options["rotate"], options["translate"], pool)  # fmt: skip
         parts += [torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels)]
     return RawSplits(*parts, classes=tuple(TETROMINOES))
 
