@@ -29,6 +29,9 @@ from .spec import Run, Spec, expand, runs_by_shape, sample_runs, varying_columns
 # logits must fit memory.
 EVAL_CACHE_VALUES = 1 << 21
 EVAL_VALUES = {"cpu": 1 << 25, "cuda": 1 << 27, "mps": 1 << 25}
+# Training batches are gathered for several steps at once, up to this many values (16 MiB):
+# a whole epoch of a tetris group, a few steps of a CNN group.
+BATCH_GATHER_VALUES = 1 << 22
 # A CPU group is split across threads only into parts of at least this many models: below it the
 # threads contend for the GIL between tiny ops (tetris MLP, 3 epochs, 2 threads vs 1: 32 models
 # 2.2x slower, 128 1.08x, 256 1.02x, 512 0.69x; docs/engine.md).
