@@ -7,7 +7,8 @@ per-epoch metrics, F1 scores, statuses and errors of every model, and the rows o
 columns compared as bits, NaN included). Only the timing column ``seconds`` is left out. The
 cases cover the tetris MLP (the issue-8 preview), a hyperparameter sample (activations,
 initialisations, learning rates), SGD with momentum, weight decay and dropout, a batch size that
-does not divide the training set, a diverging model, and the CNN of digits_seed.
+does not divide the training set, diverging models, groups whose models differ in every per-model
+number, and the CNN of digits_seed (one model alone, too).
 
     git -C /path/to/repo archive main | tar -x -C /tmp/base    # the baseline's source tree
     python benchmarks/same_bits.py --baseline /tmp/base [--keep DIR]
@@ -41,6 +42,8 @@ CASES: dict[str, list[str]] = {
         "tetris_ragged_batch": "tetris_seed --limit 8 --set training.epochs=3 "
         "--set training.batch_size=32",
         "tetris_diverging": "{diverging}",
+        "tetris_mixed_sgd": "{mixed_sgd}",
+        "digits_mixed_adam": "{mixed_adam}",
         "digits_cnn": "digits_seed --limit 10 --set training.epochs=2",
         "digits_cnn_sgd_dropout": f"digits_seed --limit 6 --set training.epochs=2 {SGD_EVERYTHING}",
         "digits_cnn_alone": "digits_seed --limit 1 --set training.epochs=2",
@@ -51,8 +54,10 @@ CASES: dict[str, list[str]] = {
 CHECKOUT = Path(__file__).resolve().parent.parent
 
 
-# tetris MLPs with learning rates from sensible to absurd: the last three diverge in epoch 1
-DIVERGING = """
+# Inline specs: tetris MLPs with learning rates from sensible to absurd (the last three diverge in
+# epoch 1), and a grid in which the models of one group differ in every per-model number.
+SPECS = {
+    "diverging": """
 name: diverging
 description: some of these diverge
 source: modelzoo benchmarks/same_bits.py
@@ -62,16 +67,41 @@ training: {epochs: 3, batch_size: 10, optimizer: sgd, weight_decay: 0.0, dropout
            activation: tanh, init: normal}
 grid: {training.lr: [1.0e-2, 1.0e+3, 1.0e+20, 1.0e+38]}
 seeds: {range: [1, 3]}
-"""
+""",
+    "mixed_sgd": """
+name: mixed_sgd
+description: per-model learning rate, momentum, weight decay and dropout in one group
+source: modelzoo benchmarks/same_bits.py
+dataset: {name: tetris}
+architecture: {name: tetris_mlp}
+training: {epochs: 3, batch_size: 10, optimizer: sgd, activation: tanh, init: xavier_uniform}
+grid: {training.lr: [1.0e-2, 1.0e-1], training.momentum: [0.0, 0.9],
+       training.weight_decay: [0.0, 1.0e-3], training.dropout: [0.0, 0.3]}
+seeds: {range: [1, 2]}
+""",
+    "mixed_adam": """
+name: mixed_adam
+description: per-model learning rate, weight decay and dropout in one group
+source: modelzoo benchmarks/same_bits.py
+dataset: {name: digits}
+architecture: {name: cnn_tiny}
+training: {epochs: 2, batch_size: 32, optimizer: adam, activation: relu, init: kaiming_uniform}
+grid: {training.lr: [1.0e-3, 3.0e-3], training.weight_decay: [0.0, 1.0e-3],
+       training.dropout: [0.0, 0.2]}
+seeds: {range: [1, 2]}
+""",
+}
 
 
 def generate(source: Path, args: list[str], store: Path, name: str) -> None:
     """`modelzoo generate` with the modelzoo package of the source tree ``source``."""
     store.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(source.resolve())}
-    spec = store / "diverging.yaml"
-    spec.write_text(DIVERGING)
-    args = [arg.format(diverging=spec) for arg in args]
+    paths = {}
+    for spec_name, text in SPECS.items():
+        paths[spec_name] = store / f"{spec_name}.yaml"
+        paths[spec_name].write_text(text)
+    args = [arg.format(**paths) for arg in args]
     command = [sys.executable, "-m", "modelzoo.cli", "generate", *args, "--store", str(store / name),
                "--executor", "local", "--quiet"]  # fmt: skip
     # run outside any checkout: `python -m` would import modelzoo from the working directory

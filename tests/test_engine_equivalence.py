@@ -312,13 +312,15 @@ class DecayAfterMoments(StackedAdam):
     """Adam with the L2 term applied to the weights after the moment update (AdamW-like) instead
     of added to the gradient before it."""
 
-    def step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
+    def step(self, grad: torch.Tensor, active: torch.Tensor | None = None) -> None:
         decay, self.any_decay = self.any_decay, False  # the moments see the raw gradient
         before = self.params.clone()
         super().step(grad, active)
         self.any_decay = decay
         shrink = self.lr64.to(self.params.dtype) * self.weight_decay * before
-        self.params.sub_(torch.where(active.unsqueeze(1), shrink, 0.0))
+        if active is not None:
+            shrink = torch.where(active.unsqueeze(1), shrink, 0.0)
+        self.params.sub_(shrink)
 
 
 def _decay_after_moments(original):
@@ -394,12 +396,21 @@ def test_non_finite_weights_after_an_epoch() -> None:
 # --------------------------------------------------------------------------- optimisers
 
 
+# rows that differ in everything; rows that share the learning rate and all use momentum (the
+# stacked optimisers take shortcuts there: a scalar step size, no per-row momentum switch)
+OPTIMIZER_ROWS = {
+    "mixed": [(1e-3, 0.0, 0.0), (3e-2, 1e-2, 0.9), (0.5, 1e-4, 0.5)],
+    "shared_lr": [(3e-2, 0.0, 0.9), (3e-2, 1e-2, 0.9), (3e-2, 1e-4, 0.5)],
+}
+
+
+@pytest.mark.parametrize("rows", list(OPTIMIZER_ROWS))
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_stacked_optimizers_follow_torch_optim_bit_for_bit(optimizer: str) -> None:
+def test_stacked_optimizers_follow_torch_optim_bit_for_bit(optimizer: str, rows: str) -> None:
     generator = torch.Generator().manual_seed(0)
     trainings = [
         {"optimizer": optimizer, "lr": lr, "weight_decay": wd, "momentum": momentum}
-        for lr, wd, momentum in [(1e-3, 0.0, 0.0), (3e-2, 1e-2, 0.9), (0.5, 1e-4, 0.5)]
+        for lr, wd, momentum in OPTIMIZER_ROWS[rows]
     ]
     start = torch.randn(3, 37, generator=generator)
     grads = [torch.randn(3, 37, generator=generator) for _ in range(4)]

@@ -186,7 +186,12 @@ def _train_group(
     metrics = {name: np.full((m, len(stored)), np.nan) for name in SCALAR_METRICS}
     f1 = np.full((m, len(stored), k), np.nan, dtype=np.float32)
     status, error, diverged_epoch = [STATUS_OK] * m, [""] * m, [-1] * m
-    alive = torch.ones(m, dtype=torch.bool, device=device)  # not diverged (updates applied)
+    # models whose updates apply (None: all). A model whose loss turns non-finite is found at the
+    # end of the epoch, from the losses of every step: until then its row may compute on NaN,
+    # which never reaches another row (no op mixes models) and is never stored (the epoch is
+    # recorded as diverged), so what is stored equals freezing the model at that step, as the
+    # reference does, without a check and a masked update at every step.
+    active: torch.Tensor | None = None
     chunk = eval_chunk(net, device)
 
     def logits(x: torch.Tensor) -> torch.Tensor:
@@ -219,24 +224,22 @@ def _train_group(
         record(0, 0.0)
         for epoch in range(1, training["epochs"] + 1):
             started = time.perf_counter()
-            first_step, alive_before, finite = step, alive.clone(), []
+            first_step, losses = step, []
             order = torch.stack([epoch_order(run.seed, epoch, n) for run in runs]).to(device)
             for x, y in epoch_batches(order, images, labels, batch_size):
                 if dropout is not None:
                     dropout.step = step
                 tape: list = []
                 loss, grad_logits = cross_entropy_step(net.forward(params, x, False, dropout, tape), y)
-                # a non-finite loss freezes the model before this step, as the reference breaks
-                finite.append(torch.isfinite(loss))
-                alive &= finite[-1]
+                losses.append(loss)
                 net.backward(params, tape, grad_logits, grads)
-                optimizer.step(grads, alive)
+                optimizer.step(grads, active)
                 step += 1
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = (time.perf_counter() - started) / concurrent
             finite_weights = torch.isfinite(params).all(dim=1).tolist()
-            died_at = first_failure(torch.stack(finite), alive_before, first_step)
+            died_at = first_failure(torch.stack(losses), first_step)
             for i, died in enumerate(died_at.tolist()):
                 if status[i] != STATUS_OK:
                     continue
@@ -248,11 +251,11 @@ def _train_group(
                     continue
                 status[i], diverged_epoch[i] = STATUS_DIVERGED, epoch
             if STATUS_DIVERGED in status:
-                # diverged rows are never recorded again: zero them to keep NaN out of kernels
-                dead = torch.tensor([s != STATUS_OK for s in status], device=device)
-                alive &= ~dead
-                params.masked_fill_(dead.unsqueeze(1), 0.0)
-                if not alive.any():
+                # diverged rows are never recorded again: zero them to keep NaN out of kernels,
+                # and mask their updates from now on
+                active = torch.tensor([s == STATUS_OK for s in status], device=device)
+                params.masked_fill_(~active.unsqueeze(1), 0.0)
+                if STATUS_OK not in status:
                     break
             record(epoch, seconds)
             if progress is not None:
@@ -290,14 +293,12 @@ def epoch_batches(
         yield images.index_select(0, rest.reshape(-1)).view(m, -1, *example), labels.take(rest)
 
 
-def first_failure(finite: torch.Tensor, alive: torch.Tensor, first_step: int) -> torch.Tensor:
-    """[M]: the step at which each model alive at the start of the epoch had its first
-    non-finite loss, or -1; ``finite`` [S, M] holds the epoch's checks, step by step (read once
-    per epoch instead of bookkept at every step)."""
-    failed = ~finite
-    died = failed.any(dim=0) & alive
+def first_failure(losses: torch.Tensor, first_step: int) -> torch.Tensor:
+    """[M]: the step of each model's first non-finite loss in an epoch, or -1, from the epoch's
+    losses [S, M] (step ``first_step`` first)."""
+    failed = ~torch.isfinite(losses)
     first = failed.to(torch.uint8).argmax(dim=0)  # argmax gives the first of equal maxima
-    return torch.where(died, first + first_step, -1)
+    return torch.where(failed.any(dim=0), first + first_step, -1)
 
 
 def _once(sink: EpochSink, seen: set, model_id: int, row: int, values: np.ndarray) -> None:
