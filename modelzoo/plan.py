@@ -21,7 +21,7 @@ from .architectures import ArchitecturePlan, get_architecture, plan_architecture
 from .data import DataConfig, dataset_info, input_shape
 from .devices import check_device_here, device_kind, resolve_device
 from .errors import DataError, ModelZooError
-from .spec import Run, Spec, expand, runs_by_shape, sample_runs, varying_columns
+from .spec import Run, Spec, canonical_json, expand, runs_by_shape, sample_runs, varying_columns
 
 # Evaluation runs the same examples through all M models, in chunks bounded two ways (measured,
 # docs/engine.md): on CPU the widest convolutional activation of a chunk should stay cache-sized
@@ -186,8 +186,10 @@ def states_of(runs: list[Run]) -> int:
 
 def check_layout(spec: Spec, runs: list[Run], data_dir: str | None) -> ArchitecturePlan:
     """The architecture plan of the zoo; every dataset section of the grid must give one shape."""
-    try:  # checks every dataset section of the grid (options included) before anything runs
-        shapes = {tuple(input_shape(DataConfig.from_section(r.dataset, data_dir))) for r in runs}
+    # every distinct dataset section of the grid (options included), before anything runs
+    sections = {canonical_json(r.dataset): r.dataset for r in runs}.values()
+    try:
+        shapes = {tuple(input_shape(DataConfig.from_section(s, data_dir))) for s in sections}
     except DataError as error:
         raise DataError(f"{spec.path}: {error}") from None
     if len(shapes) != 1:
