@@ -1,27 +1,17 @@
 """Sparse twins of a zoo: variational-dropout sparsification (Molchanov et al. 2017) continued
 from every model's last checkpoint, written as a zoo with the same model ids (docs/sparsify.md)."""
 
-from importlib import import_module
-from typing import Any
+from .._lazy import lazy_exports
 
-_EXPORTS = {
-    "METRICS": "twin",
-    "TwinPlan": "twin",
-    "plan_twin": "twin",
-    "sparsify": "twin",
-    "sparsify_model": "twin",
-    "VariationalDropout": "vd",
-    "kl_approximation": "vd",
-    "log_alpha": "vd",
-    "pruned": "vd",
-    "reparameterised_moments": "vd",
+_EXPORTS = {  # submodule: the names it exports, imported on first use
+    "twin": ("METRICS", "TwinPlan", "plan_twin", "sparsify", "sparsify_model"),
+    "vd": (
+        "VariationalDropout",
+        "kl_approximation",
+        "log_alpha",
+        "pruned",
+        "reparameterised_moments",
+    ),
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    """Exports load on first use, so the CLI (which registers ``sparsify.cli``) starts without
-    torch."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
