@@ -154,8 +154,8 @@ def preview(runs: int, baseline: Path | None) -> None:
                 for key, value in measured.items():
                     best[name][key] = min(value, best[name].get(key, float("inf")))
     load.append(os.getloadavg()[0])
-    print(f"modelzoo {' '.join(PREVIEW[:4])} on {os.cpu_count()} cores: minimum of {runs} "
-          f"fresh processes each; load average {load[0]:.1f} before, {load[1]:.1f} after")  # fmt: skip
+    print(f"modelzoo {' '.join(PREVIEW[:4])} on {os.cpu_count()} cores: minimum of {runs} fresh "
+          f"processes each; load average {load[0]:.1f} before, {load[1]:.1f} after")  # fmt: skip
     for values in best.values():  # what the minima leave for the rest (an estimate)
         values["rest"] = values["command"] - values["imports"] - values["training"]
     rows = [
@@ -192,7 +192,7 @@ def main() -> None:
                         help="time `generate tetris_seed --limit 20` and its parts")  # fmt: skip
     parser.add_argument("--runs", type=int, default=7, help="--preview: processes per figure")
     parser.add_argument("--baseline", type=Path, default=None,
-                        help="--preview: source tree to compare with (a folder with modelzoo/)")  # fmt: skip
+                        help="--preview: source tree to compare with (holding modelzoo/)")  # fmt: skip
     options = parser.parse_args()
     if options.preview:
         preview(options.runs, options.baseline)

@@ -3,12 +3,12 @@
 A speed-up of the engine must not change what it stores. This script runs the same `modelzoo
 generate` commands with the baseline's source tree and with this checkout's (same interpreter, same
 torch: each on PYTHONPATH), into two stores, and compares every zoo exactly: the HDF5 weights,
-per-epoch metrics, F1 scores, statuses and errors of every model, and the rows of models.parquet and metrics.parquet (float
-columns compared as bits, NaN included). Only the timing column ``seconds`` is left out. The
-cases cover the tetris MLP (the issue-8 preview), a hyperparameter sample (activations,
-initialisations, learning rates), SGD with momentum, weight decay and dropout, a batch size that
-does not divide the training set, diverging models, groups whose models differ in every per-model
-number, and the CNN of digits_seed (one model alone, too).
+per-epoch metrics, F1 scores, statuses and errors of every model, and the rows of models.parquet and
+metrics.parquet (float columns compared as bits, NaN included). Only the timing column ``seconds``
+is left out. The cases cover the tetris MLP (the issue-8 preview), a hyperparameter sample
+(activations, initialisations, learning rates), SGD with momentum, weight decay and dropout, a
+batch size that does not divide the training set, diverging models, groups whose models differ in
+every per-model number, and the CNN of digits_seed (one model alone, too).
 
     git -C /path/to/repo archive main | tar -x -C /tmp/base    # the baseline's source tree
     python benchmarks/same_bits.py --baseline /tmp/base [--keep DIR]

@@ -113,6 +113,8 @@ class StackedNet:
             if step.bias is not None:
                 bias = rows[:, step.bias.span]
             views.append((weight, bias))
+        if len(self._views) >= 4:  # training uses two tensors (parameters, gradients): keep few
+            self._views.clear()
         self._views[id(rows)] = (rows, views)  # holding ``rows`` keeps its id from being reused
         return views
 
@@ -214,7 +216,7 @@ class StackedNet:
             layer, need_input = step.layer, index > self.first_trained
             if isinstance(layer, Conv):
                 x, weight = saved
-                o, k = layer.out_channels, layer.kernel_size
+                o = layer.out_channels
                 grad_x, grad_w, grad_b = aten.convolution_backward(
                     _channels_last(grad), x, weight,
                     [m * o] if step.bias else None, [1, 1], [0, 0], [1, 1], False, [0, 0], m,
@@ -265,7 +267,7 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def _conv_weight(rows: torch.Tensor) -> torch.Tensor:
-    """The grouped-convolution weight [M*O, C, k, k] (channels-last) from the rows' [M, O, C, k, k]."""
+    """The grouped-convolution weight [M*O, C, k, k] (channels-last) from rows [M, O, C, k, k]."""
     m, o, c, k, _ = rows.shape
     weight = torch.empty((m, o, k, k, c), dtype=rows.dtype, device=rows.device)
     weight.copy_(rows.permute(0, 1, 3, 4, 2))

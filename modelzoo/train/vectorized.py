@@ -230,7 +230,8 @@ def _train_group(
                 if dropout is not None:
                     dropout.step = step
                 tape: list = []
-                loss, grad_logits = cross_entropy_step(net.forward(params, x, False, dropout, tape), y)
+                outputs = net.forward(params, x, False, dropout, tape)
+                loss, grad_logits = cross_entropy_step(outputs, y)
                 losses.append(loss)
                 net.backward(params, tape, grad_logits, grads)
                 optimizer.step(grads, active)
