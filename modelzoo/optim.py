@@ -63,7 +63,8 @@ def make_scheduler(
 # weight decay, momentum) as [M, 1] columns. ``torch.addcmul(a, b, column)`` rounds like torch's
 # ``a.add(b, alpha=scalar)`` (both fused multiply-adds on CPU), and ``p + (s * m) / d`` like
 # ``p.addcdiv_(m, d, value=s)``, so on one CPU a row follows torch.optim bit for bit. ``active``
-# masks the update of models that have diverged: their rows stay frozen, NaN never leaves a row.
+# (when given) masks the update of models that have diverged: their rows stay frozen, NaN never
+# leaves a row.
 
 
 def _column(values: list[float], like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -76,13 +77,17 @@ class StackedAdam:
     def __init__(self, params: torch.Tensor, trainings: list[dict]) -> None:
         self.params = params
         self.lr64 = _column([t["lr"] for t in trainings], params, torch.float64)
+        # one learning rate for the whole group (seed zoos): the step size is a Python scalar,
+        # which the multiplication rounds to float32 exactly as ``.to(float32)`` rounds the column
+        lrs = {t["lr"] for t in trainings}
+        self.lr = float(lrs.pop()) if len(lrs) == 1 else None
         self.weight_decay = _column([t["weight_decay"] for t in trainings], params, params.dtype)
         self.any_decay = any(t["weight_decay"] != 0 for t in trainings)
         self.exp_avg = torch.zeros_like(params)
         self.exp_avg_sq = torch.zeros_like(params)
         self.steps = 0
 
-    def step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
+    def step(self, grad: torch.Tensor, active: torch.Tensor | None = None) -> None:
         beta1, beta2 = ADAM_BETAS
         self.steps += 1
         if self.any_decay:
@@ -91,10 +96,15 @@ class StackedAdam:
         self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias_correction1 = 1 - beta1**self.steps
         bias_correction2_sqrt = (1 - beta2**self.steps) ** 0.5
-        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
-        neg_step_size = (self.lr64 / -bias_correction1).to(self.params.dtype)
+        denom = self.exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(ADAM_EPS)
+        if self.lr is not None:
+            neg_step_size = self.lr / -bias_correction1
+        else:
+            neg_step_size = (self.lr64 / -bias_correction1).to(self.params.dtype)
         update = torch.mul(self.exp_avg, neg_step_size).div_(denom)
-        self.params.add_(torch.where(active.unsqueeze(1), update, 0.0))
+        if active is not None:
+            update = torch.where(active.unsqueeze(1), update, 0.0)
+        self.params.add_(update)
 
 
 class StackedSGD:
@@ -107,9 +117,10 @@ class StackedSGD:
         self.any_decay = any(t["weight_decay"] != 0 for t in trainings)
         self.momentum = _column([t["momentum"] for t in trainings], params, params.dtype)
         self.any_momentum = any(t["momentum"] != 0 for t in trainings)
+        self.all_momentum = all(t["momentum"] != 0 for t in trainings)
         self.buffer: torch.Tensor | None = None
 
-    def step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
+    def step(self, grad: torch.Tensor, active: torch.Tensor | None = None) -> None:
         if self.any_decay:
             grad = torch.addcmul(grad, self.params, self.weight_decay)
         if self.any_momentum:
@@ -119,10 +130,14 @@ class StackedSGD:
                 self.buffer = grad.clone()
             else:
                 self.buffer.mul_(self.momentum).add_(grad)
-                self.buffer = torch.where(self.momentum != 0, self.buffer, grad)
+                if not self.all_momentum:
+                    self.buffer = torch.where(self.momentum != 0, self.buffer, grad)
             grad = self.buffer
-        update = torch.addcmul(self.params, grad, self.neg_lr)
-        self.params.copy_(torch.where(active.unsqueeze(1), update, self.params))
+        if active is None:
+            self.params.addcmul_(grad, self.neg_lr)
+        else:
+            update = torch.addcmul(self.params, grad, self.neg_lr)
+            self.params.copy_(torch.where(active.unsqueeze(1), update, self.params))
 
 
 STACKED_OPTIMIZERS: dict[str, type[StackedAdam] | type[StackedSGD]] = {

@@ -21,7 +21,7 @@ from .architectures import ArchitecturePlan, get_architecture, plan_architecture
 from .data import DataConfig, dataset_info, input_shape
 from .devices import check_device_here, device_kind, resolve_device
 from .errors import DataError, ModelZooError
-from .spec import Run, Spec, expand, runs_by_shape, sample_runs, varying_columns
+from .spec import Run, Spec, canonical_json, expand, runs_by_shape, sample_runs, varying_columns
 
 # Evaluation runs the same examples through all M models, in chunks bounded two ways (measured,
 # docs/engine.md): on CPU the widest convolutional activation of a chunk should stay cache-sized
@@ -29,6 +29,9 @@ from .spec import Run, Spec, expand, runs_by_shape, sample_runs, varying_columns
 # logits must fit memory.
 EVAL_CACHE_VALUES = 1 << 21
 EVAL_VALUES = {"cpu": 1 << 25, "cuda": 1 << 27, "mps": 1 << 25}
+# Training batches are gathered for several steps at once, up to this many values (16 MiB):
+# a whole epoch of a tetris group, a few steps of a CNN group.
+BATCH_GATHER_VALUES = 1 << 22
 # A CPU group is split across threads only into parts of at least this many models: below it the
 # threads contend for the GIL between tiny ops (tetris MLP, 3 epochs, 2 threads vs 1: 32 models
 # 2.2x slower, 128 1.08x, 256 1.02x, 512 0.69x; docs/engine.md).
@@ -183,8 +186,10 @@ def states_of(runs: list[Run]) -> int:
 
 def check_layout(spec: Spec, runs: list[Run], data_dir: str | None) -> ArchitecturePlan:
     """The architecture plan of the zoo; every dataset section of the grid must give one shape."""
-    try:  # checks every dataset section of the grid (options included) before anything runs
-        shapes = {tuple(input_shape(DataConfig.from_section(r.dataset, data_dir))) for r in runs}
+    # every distinct dataset section of the grid (options included), before anything runs
+    sections = {canonical_json(r.dataset): r.dataset for r in runs}.values()
+    try:
+        shapes = {tuple(input_shape(DataConfig.from_section(s, data_dir))) for s in sections}
     except DataError as error:
         raise DataError(f"{spec.path}: {error}") from None
     if len(shapes) != 1:

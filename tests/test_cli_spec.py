@@ -60,3 +60,16 @@ def test_a_crashing_model_is_recorded_as_failed(
     assert (failed["status"] == "failed").all()
     assert failed["error"].str.contains("simulated CUDA error").all()
     assert (models[models["seed"] != 3]["status"] == "ok").all()
+
+
+def test_the_command_line_starts_without_heavy_imports() -> None:
+    """`modelzoo --help` (and the start of every command) imports click and modelzoo only:
+    torch, pandas and the science layer's libraries load inside the commands that use them."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "pandas", "pyarrow", "h5py", "sklearn", "scipy", "matplotlib", "ray")
+    code = f"import sys, modelzoo.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.strip()  # fmt: skip
+    assert loaded == "[]"

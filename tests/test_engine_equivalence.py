@@ -328,13 +328,15 @@ class DecayAfterMoments(StackedAdam):
     """Adam with the L2 term applied to the weights after the moment update (AdamW-like) instead
     of added to the gradient before it."""
 
-    def step(self, grad: torch.Tensor, active: torch.Tensor) -> None:
+    def step(self, grad: torch.Tensor, active: torch.Tensor | None = None) -> None:
         decay, self.any_decay = self.any_decay, False  # the moments see the raw gradient
         before = self.params.clone()
         super().step(grad, active)
         self.any_decay = decay
         shrink = self.lr64.to(self.params.dtype) * self.weight_decay * before
-        self.params.sub_(torch.where(active.unsqueeze(1), shrink, 0.0))
+        if active is not None:
+            shrink = torch.where(active.unsqueeze(1), shrink, 0.0)
+        self.params.sub_(shrink)
 
 
 def _decay_after_moments(original):
@@ -410,12 +412,21 @@ def test_non_finite_weights_after_an_epoch() -> None:
 # --------------------------------------------------------------------------- optimisers
 
 
+# rows that differ in everything; rows that share the learning rate and all use momentum (the
+# stacked optimisers take shortcuts there: a scalar step size, no per-row momentum switch)
+OPTIMIZER_ROWS = {
+    "mixed": [(1e-3, 0.0, 0.0), (3e-2, 1e-2, 0.9), (0.5, 1e-4, 0.5)],
+    "shared_lr": [(3e-2, 0.0, 0.9), (3e-2, 1e-2, 0.9), (3e-2, 1e-4, 0.5)],
+}
+
+
+@pytest.mark.parametrize("rows", list(OPTIMIZER_ROWS))
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_stacked_optimizers_follow_torch_optim_bit_for_bit(optimizer: str) -> None:
+def test_stacked_optimizers_follow_torch_optim_bit_for_bit(optimizer: str, rows: str) -> None:
     generator = torch.Generator().manual_seed(0)
     trainings = [
         {"optimizer": optimizer, "lr": lr, "weight_decay": wd, "momentum": momentum}
-        for lr, wd, momentum in [(1e-3, 0.0, 0.0), (3e-2, 1e-2, 0.9), (0.5, 1e-4, 0.5)]
+        for lr, wd, momentum in OPTIMIZER_ROWS[rows]
     ]
     start = torch.randn(3, 37, generator=generator)
     grads = [torch.randn(3, 37, generator=generator) for _ in range(4)]
@@ -493,3 +504,54 @@ def test_cnn_medium_bits_do_not_depend_on_group_or_threads() -> None:
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(grouped, alone)
+
+
+# --------------------------------------------------------------------------- the step loop's parts
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 10])
+@pytest.mark.parametrize("gather_values", [1, 40, 1 << 22])
+def test_epoch_batches_equal_a_gather_per_step(
+    batch_size: int, gather_values: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gathering several steps at once (or one, or all) gives every step the contiguous batch a
+    per-step gather gives, the shorter last batch and a batch larger than the data included."""
+    monkeypatch.setattr(vectorized, "BATCH_GATHER_VALUES", gather_values)
+    generator = torch.Generator().manual_seed(0)
+    order = torch.stack([torch.randperm(7, generator=generator) for _ in range(3)])
+    images = torch.randn(7, 2, 2, 2, generator=generator)
+    labels = torch.randint(0, 4, (7,), generator=generator)
+    got = list(vectorized.epoch_batches(order, images, labels, batch_size))
+    starts = range(0, 7, batch_size)
+    assert len(got) == len(starts)
+    for (x, y), start in zip(got, starts):
+        index = order[:, start : start + batch_size]
+        assert x.is_contiguous()
+        assert torch.equal(x, images[index])  # advanced indexing: [M, B, C, H, W]
+        assert torch.equal(y, labels[index])
+
+
+def test_first_failure_is_the_first_non_finite_step() -> None:
+    nan, inf = float("nan"), float("inf")
+    losses = torch.tensor([[0.1, 0.2, 0.3, nan], [0.1, inf, 0.3, 0.4], [0.1, nan, nan, 0.4]])
+    # rows are steps 100-102, columns models
+    assert vectorized.first_failure(losses, 100).tolist() == [-1, 101, 102, 100]
+
+
+def test_layer_views_follow_the_tensor_they_are_given() -> None:
+    """The per-layer views are cached per tensor: other parameters give other logits, in-place
+    updates are seen, and many tensors do not pile up in the cache."""
+    from modelzoo.train.stacked import StackedNet
+
+    net = StackedNet(plan_architecture("tetris_mlp", (1, 4, 4), 4), "tanh", 2)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 1, 4, 4, generator=generator)
+    tensors = [torch.randn(2, 100, generator=generator) for _ in range(6)]
+    expected = [StackedNet(net.plan, "tanh", 2).forward(p, x, shared=True) for p in tensors]
+    for _ in range(2):
+        for params, logits in zip(tensors, expected):
+            assert torch.equal(net.forward(params, x, shared=True), logits)
+    tensors[0].mul_(2)
+    doubled = StackedNet(net.plan, "tanh", 2).forward(tensors[0].clone(), x, shared=True)
+    assert torch.equal(net.forward(tensors[0], x, shared=True), doubled)
+    assert len(net._views) <= 4

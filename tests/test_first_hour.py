@@ -24,15 +24,17 @@ from modelzoo.run import Progress, generate
 from modelzoo.spec import expand, load_spec, sample_runs, validate, varying_columns
 from modelzoo.spec.expansion import balanced_order
 
+# slow enough (4 models x 24 epochs x 600 steps, ~2 s) that the driver, which polls Ray workers
+# every 0.5 s, sees the task's progress before it ends
 SLOW_TETRIS = """\
 name: slow_tetris
 dataset:
   name: tetris
-  options: {train_size: 1500, test_size: 40}
+  options: {train_size: 3000, test_size: 40}
 architecture:
   name: tetris_mlp
 training:
-  epochs: 12
+  epochs: 24
   batch_size: 5
   lr: 1.0e-3
 seeds:
@@ -55,7 +57,7 @@ def _spec(tmp_path: Path, text: str = SLOW_TETRIS, name: str = "slow.yaml") -> P
 def test_progress_is_reported_per_epoch_before_the_task_finishes(
     tmp_path: Path, executor: str
 ) -> None:
-    """One task of 4 models x 12 epochs: the bar moves long before the task is stored, from a
+    """One task of 4 models x 24 epochs: the bar moves long before the task is stored, from a
     Ray worker too (through the progress actor the driver polls)."""
     seen: list[tuple[int, int, int]] = []
 
@@ -65,7 +67,7 @@ def test_progress_is_reported_per_epoch_before_the_task_finishes(
     report = generate(load_spec(_spec(tmp_path)), tmp_path / "store", executor=executor,
                       progress=progress)  # fmt: skip
     assert report.trained == 4 and report.executor == executor
-    total = 4 * 12
+    total = 4 * 24
     assert all(t == total for _, _, t in seen)
     during = [done for done, models, _ in seen if models == 0 and 0 < done < total]
     assert during, f"no progress before the task finished: {seen}"

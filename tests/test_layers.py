@@ -18,6 +18,7 @@ LEVELS = {
     "modelzoo.errors": 0,
     "modelzoo.seeding": 0,
     "modelzoo._torchvision": 0,
+    "modelzoo._lazy": 0,
     "modelzoo.resnet": 0,  # torch only; architectures builds it by name (importlib)
     "modelzoo.devices": 1,
     "modelzoo.architectures": 1,

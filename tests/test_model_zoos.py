@@ -87,6 +87,15 @@ def test_the_dataset_totals_are_the_slides_numbers() -> None:
     assert dense + SPARSE_STATES_PER_MODEL * models == 3_844_360
 
 
+def test_resnet_zoos_augment_as_their_published_generators() -> None:
+    """CIFAR-10/100: crop + flip; Tiny ImageNet: flip + rotate (the generator script, not the
+    paper's "same"; docs/model_zoos.md has the evidence)."""
+    augment = {name: load_spec(name).resolved["training"]["augment"]
+               for name in MODEL_ZOOS if name.endswith("resnet18")}  # fmt: skip
+    assert augment == {"mz_cifar10_resnet18": "crop_flip", "mz_cifar100_resnet18": "crop_flip",
+                       "mz_tiny_imagenet_resnet18": "flip_rotate"}  # fmt: skip
+
+
 # --------------------------------------------------------------------------- ResNet-18
 
 

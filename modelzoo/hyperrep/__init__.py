@@ -11,28 +11,14 @@ resumable training loop that writes a run folder (see ``folder.py`` and docs/hyp
     w = rep.decode(z)                           # [models, P] in the zoo's layout
 """
 
-from importlib import import_module
-from typing import Any
+from .._lazy import lazy_exports
 
-_EXPORTS = {
-    "HyperRepresentation": "api",
-    "load_autoencoder": "api",
-    "train_autoencoder": "api",
-    "FIELDS": "config",
-    "build_config": "config",
-    "build_autoencoder": "autoencoders",
-    "list_autoencoders": "autoencoders",
-    "register_autoencoder": "models",
-    "PRESETS": "presets",
-    "get_preset": "presets",
-    "list_presets": "presets",
-    "register_preset": "presets",
+_EXPORTS = {  # submodule: the names it exports, imported on first use
+    "api": ("HyperRepresentation", "load_autoencoder", "train_autoencoder"),
+    "config": ("FIELDS", "build_config"),
+    "autoencoders": ("build_autoencoder", "list_autoencoders"),
+    "models": ("register_autoencoder",),
+    "presets": ("PRESETS", "get_preset", "list_presets", "register_preset"),
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    """Exports load on first use, so ``modelzoo --help`` does not import torch."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,10 +1,13 @@
 """Probing: predict model properties from weights, weight statistics and embeddings (seed 001's
 linear probes; the metanetwork papers' Kendall's tau). ``probe(zoo, features, targets, probe)``."""
 
-from .api import DEFAULT_FEATURES, ProbeResult, probe, run_probe
-from .data import load_samples
-from .features import FEATURES, FeatureContext, feature_set, layer_statistics
-from .probes import PROBES, kendall_tau
+from .._lazy import lazy_exports
 
-__all__ = ["DEFAULT_FEATURES", "FEATURES", "PROBES", "FeatureContext", "ProbeResult",
-           "feature_set", "kendall_tau", "layer_statistics", "load_samples", "probe", "run_probe"]  # fmt: skip
+_EXPORTS = {  # submodule: the names it exports, imported on first use
+    "api": ("DEFAULT_FEATURES", "ProbeResult", "probe", "run_probe"),
+    "data": ("load_samples",),
+    "features": ("FEATURES", "FeatureContext", "feature_set", "layer_statistics"),
+    "probes": ("PROBES", "kendall_tau"),
+}
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,23 +7,11 @@
 docs/sample.md has every method with its paper and settings.
 """
 
-from importlib import import_module
-from typing import Any
+from .._lazy import lazy_exports
 
-_EXPORTS = {
-    "sample": "api",
-    "compare": "api",
-    "Settings": "api",
-    "draw": "samplers",
-    "get_sampler": "samplers",
-    "list_samplers": "samplers",
-    "register_sampler": "samplers",
+_EXPORTS = {  # submodule: the names it exports, imported on first use
+    "api": ("sample", "compare", "Settings"),
+    "samplers": ("draw", "get_sampler", "list_samplers", "register_sampler"),
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    """Exports load on first use, so ``modelzoo --help`` does not import torch."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+__all__ = sorted(name for names in _EXPORTS.values() for name in names)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -93,6 +93,31 @@ class StackedNet:
                                  if len(s.shape_out) == 3), default=0)  # fmt: skip
         # the backward pass stops at the first layer with parameters (no gradient for the data)
         self.first_trained = min(i for i, s in enumerate(self.steps) if s.trained)
+        self._views: dict[int, tuple[torch.Tensor, list]] = {}
+
+    def layer_views(self, rows: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Each layer's (weight, bias) as views of ``rows`` [M, P] (parameters or gradients):
+        Linear weights [M, O, F], Conv weights [M, O, C, k, k], biases [M, O]; (None, None) for
+        layers without parameters.
+
+        The views are made once per tensor and reused: the optimisers update the parameter rows
+        in place and the backward pass writes into the same gradient rows, so the views stay
+        valid, and a training step of a small network does not spend its time re-slicing."""
+        cached = self._views.get(id(rows))
+        if cached is not None and cached[0] is rows:
+            return cached[1]
+        m, views = self.models, []
+        for step in self.steps:
+            weight = bias = None
+            if step.weight is not None:
+                weight = rows[:, step.weight.span].view(m, *step.weight.shape)
+            if step.bias is not None:
+                bias = rows[:, step.bias.span]
+            views.append((weight, bias))
+        if len(self._views) >= 4:  # training uses two tensors (parameters, gradients): keep few
+            self._views.clear()
+        self._views[id(rows)] = (rows, views)  # holding ``rows`` keeps its id from being reused
+        return views
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -111,12 +136,12 @@ class StackedNet:
         m = self.models
         if not shared and not isinstance(self.steps[0].layer, Flatten | GlobalAvgPool):
             x = _to_image_layout(x)
-        for step in self.steps:
+        for step, (weight, bias) in zip(self.steps, self.layer_views(params)):
             layer, saved = step.layer, None
             if isinstance(layer, Conv):
-                o, c, k = layer.out_channels, step.shape_in[0], layer.kernel_size
-                weight = _conv_weight(params[:, step.weight.span], m, o, c, k)
-                bias = params[:, step.bias.span].reshape(m * o) if step.bias else None
+                o = layer.out_channels
+                weight = _conv_weight(weight)
+                bias = bias.reshape(m * o) if bias is not None else None
                 x = _channels_last(x)
                 saved = (x, weight)
                 x = functional.conv2d(x, weight, bias, layer.stride, groups=1 if shared else m)
@@ -149,8 +174,6 @@ class StackedNet:
                     x = x.unflatten(1, (m, c)).permute(1, 0, 2, 3, 4).reshape(m, b, c * h * w)
             elif isinstance(layer, Linear):
                 o, f = step.shape_out[0], step.shape_in[0]
-                weight = params[:, step.weight.span].view(m, o, f)
-                bias = params[:, step.bias.span] if step.bias else None
                 saved = (x, weight)
                 if shared:  # one dense product for all models: [n, F] @ [F, M*O]
                     out = x @ weight.reshape(m * o, f).T
@@ -192,22 +215,22 @@ class StackedNet:
         self, params: torch.Tensor, tape: list, grad: torch.Tensor, grads: torch.Tensor
     ) -> None:
         """Write d(sum of the models' losses)/d(params) into ``grads`` [M, P], given d/d(logits)."""
-        m = self.models
+        m, views = self.models, self.layer_views(grads)
         for index in range(len(self.steps) - 1, -1, -1):
-            step, saved = self.steps[index], tape[index]
+            step, saved, (grad_weight, grad_bias) = self.steps[index], tape[index], views[index]
             layer, need_input = step.layer, index > self.first_trained
             if isinstance(layer, Conv):
                 x, weight = saved
-                o, k, stride = layer.out_channels, layer.kernel_size, layer.stride
+                o, stride = layer.out_channels, layer.stride
                 grad_x, grad_w, grad_b = aten.convolution_backward(
                     _channels_last(grad), x, weight,
                     [m * o] if step.bias else None, [stride, stride], [0, 0], [1, 1], False,
                     [0, 0], m,
                     [need_input, True, step.bias is not None],
                 )  # fmt: skip
-                grads[:, step.weight.span].view(m, o, -1, k, k).copy_(grad_w.unflatten(0, (m, o)))
-                if step.bias:
-                    grads[:, step.bias.span] = grad_b.view(m, o)
+                grad_weight.copy_(grad_w.unflatten(0, (m, o)))
+                if grad_bias is not None:
+                    grad_bias.copy_(grad_b.view(m, o))
                 grad = grad_x
             elif isinstance(layer, MaxPool):
                 x, pool_index = saved
@@ -235,9 +258,9 @@ class StackedNet:
                     grad = grad.reshape(b, h, w, m * c).permute(0, 3, 1, 2)
             elif isinstance(layer, Linear):
                 x, weight = saved
-                grads[:, step.weight.span] = torch.bmm(grad.transpose(1, 2), x).view(m, -1)
-                if step.bias:
-                    grads[:, step.bias.span] = grad.sum(1)
+                grad_weight.copy_(torch.bmm(grad.transpose(1, 2), x))
+                if grad_bias is not None:
+                    grad_bias.copy_(grad.sum(1))
                 if need_input:
                     grad = torch.bmm(grad, weight)
             if not need_input:
@@ -254,10 +277,11 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device).copy_(x)
 
 
-def _conv_weight(rows: torch.Tensor, m: int, o: int, c: int, k: int) -> torch.Tensor:
-    """The grouped-convolution weight [M*O, C, k, k] (channels-last) from parameter rows."""
+def _conv_weight(rows: torch.Tensor) -> torch.Tensor:
+    """The grouped-convolution weight [M*O, C, k, k] (channels-last) from rows [M, O, C, k, k]."""
+    m, o, c, k, _ = rows.shape
     weight = torch.empty((m, o, k, k, c), dtype=rows.dtype, device=rows.device)
-    weight.copy_(rows.view(m, o, c, k, k).permute(0, 1, 3, 4, 2))
+    weight.copy_(rows.permute(0, 1, 3, 4, 2))
     return weight.view(m * o, k, k, c).permute(0, 3, 1, 2)
 
 
@@ -287,8 +311,12 @@ def cross_entropy_step(
     :func:`modelzoo.evaluation.log_softmax`): equal to the reference to float32 rounding.
     """
     log_probs = log_softmax(logits)
-    picked = log_probs.gather(2, labels.unsqueeze(2))
-    loss = -picked.mean(dim=(1, 2))
-    seed = torch.zeros_like(log_probs).scatter_(2, labels.unsqueeze(2), -1.0 / labels.shape[1])
-    # log_softmax backward: seed - softmax * sum(seed) (the sum is -1/B per example)
-    return loss, seed - log_probs.exp() * seed.sum(dim=2, keepdim=True)
+    target = labels.unsqueeze(2)
+    loss = -log_probs.gather(2, target).mean(dim=(1, 2))
+    # nll_loss_backward seeds -1/B at the target and 0 elsewhere; log_softmax's backward is then
+    # seed - exp(log_probs) * sum(seed), and sum(seed) is exactly -1/B. Negation is exact, so
+    # that is exp(log_probs) * (1/B) everywhere, minus 1/B at the target: the same bits in three
+    # ops instead of six (both constants are float32(1/B), as the kernels round them).
+    inverse = 1.0 / labels.shape[1]
+    grad = log_probs.exp().mul_(inverse)
+    return loss, grad.scatter_(2, target, -inverse, reduce="add")
