@@ -362,6 +362,7 @@ def _train_missing(the_plan, writer: ZooWriter, started: float, address, max_wor
     )
     per_task: dict[int, int] = {}
     finished = 0  # model-epochs of finished tasks
+    closed: set[int] = set()  # their indices: the progress actor keeps reporting their last count
 
     def refresh() -> None:
         state.model_epochs = finished + sum(per_task.values())
@@ -369,6 +370,8 @@ def _train_missing(the_plan, writer: ZooWriter, started: float, address, max_wor
             progress(state)
 
     def board(index: int, value: int) -> None:
+        if index in closed:
+            return
         per_task[index] = value
         refresh()
 
@@ -385,6 +388,7 @@ def _train_missing(the_plan, writer: ZooWriter, started: float, address, max_wor
             done.update(r.model_id for r in fresh)
             report.trained += len(fresh)
             per_task.pop(task.index, None)
+            closed.add(task.index)
             finished += task.model_epochs
             state.models = report.trained
             state.failed += sum(r.status != STATUS_OK for r in fresh)

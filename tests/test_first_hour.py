@@ -75,6 +75,20 @@ def test_progress_is_reported_per_epoch_before_the_task_finishes(
     assert [done for done, _, _ in seen] == sorted(done for done, _, _ in seen)  # never backwards
 
 
+def test_progress_of_several_ray_tasks_ends_at_the_total(tmp_path: Path) -> None:
+    """Finished tasks stay on Ray's progress board: the driver must not count them again when
+    later polls report them (the bar once overshot to 150 % on the README's tetris_seed)."""
+    spec = SLOW_TETRIS.replace("models_per_task: 4", "models_per_task: 1")
+    assert spec != SLOW_TETRIS
+    seen: list[tuple[int, int]] = []
+    generate(load_spec(_spec(tmp_path, spec)), tmp_path / "store", executor="ray",
+             progress=lambda s: seen.append((s.model_epochs, s.model_epochs_total)))  # fmt: skip
+    total = 4 * 24
+    assert all(done <= total for done, _ in seen), seen
+    assert seen[-1] == (total, total)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
 def test_progress_counts_skip_what_a_resume_does_not_train(tiny_spec: Path, tmp_path: Path) -> None:
     generate(load_spec(tiny_spec), tmp_path, executor="local", limit=3)
     seen: list[Progress] = []
