@@ -29,6 +29,7 @@ from .errors import ModelZooError
 from .seeding import generator
 
 DEFAULT_BIAS = 0.01  # the authors' generators: "set bias to some small non-zero value"
+FLOAT32_MAX = 3.4e38
 SAME = "same"
 
 
@@ -98,9 +99,6 @@ class InitScheme:
             nn.init.constant_(tensor, float(self.bias))
             return
         spec = METHODS[self.method]
-        if tensor.dim() < 2 and spec.parameters == ():  # fan-based draws need a weight matrix
-            raise ModelZooError(f"init {self.name}: a 1-D parameter cannot use fan-based "
-                                f"{self.method}; give biases a constant (bias=0.01)")  # fmt: skip
         getattr(nn.init, spec.draw)(tensor, *self.arguments, generator=gen, **dict(spec.keywords))
 
 
@@ -137,6 +135,12 @@ def parse_init(value: object) -> InitScheme:
         raise ModelZooError(f"init {value!r}: {name} takes {len(spec.parameters)} numbers "
                             f"({', '.join(spec.parameters)}), got {len(positional)}")  # fmt: skip
     arguments = tuple(positional) if positional else spec.defaults
+    if bias == SAME and not spec.parameters:
+        raise ModelZooError(f"init {value!r}: {name} draws from the fan of a weight matrix, which "
+                            "a bias does not have; give biases a constant (bias=0.01, bias=0)")  # fmt: skip
+    if any(abs(a) > FLOAT32_MAX for a in arguments) or (bias != SAME and abs(bias) > FLOAT32_MAX):
+        raise ModelZooError(f"init {value!r}: parameters must lie within float32's range "
+                            f"(|x| <= {FLOAT32_MAX:.3g})")  # fmt: skip
     if name == "uniform" and not arguments[0] < arguments[1]:
         raise ModelZooError(f"init {value!r}: uniform needs low < high")
     if name == "normal" and not (arguments[1] > 0 and math.isfinite(arguments[1])):

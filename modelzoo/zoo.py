@@ -355,6 +355,8 @@ class Zoo:
                 f"splits: expected three non-negative fractions summing to 1 "
                 f"(train, val, test), got {fractions}"
             )
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ModelZooError(f"split seed: expected an integer >= 0, got {seed!r}")
         stored = self._core.model_ids
         planned = int(self.manifest.get("counts", {}).get("planned", 0))
         everyone = np.arange(max(planned, int(stored.max()) + 1 if stored.size else 0))

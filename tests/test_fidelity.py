@@ -165,6 +165,7 @@ def test_cli_prints_and_writes(tmp_path):
     (["--paper", "TETRIS-SEEDS"], "--paper: unknown paper zoo 'TETRIS-SEEDS'; choose one of: none, TETRIS-SEED"),
     (["--epochs", "99"], "--epochs: expected all, last, A:B or a list of stored epochs"),
     (["--splits", "a,b"], "--splits: expected three fractions"),
+    (["--split-seed", "-3"], "split seed: expected an integer >= 0"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, words):
     out = tmp_path / "never"
@@ -185,8 +186,31 @@ def test_missing_zoo_and_full_out_folder(tmp_path):
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
 
 
+def test_an_out_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = cli([seed_zoo(), "--out", blocker / "sub", "--quiet"])
+    assert result.exit_code == 2 and "cannot be created" in result.output
+    assert "R^2" not in result.output  # refused before the report was computed
+
+
 def test_list_names_every_paper_zoo_and_help_teaches():
     listed = cli(["--list"]).output
     assert all(name in listed for name in PAPER_ZOOS) and "tetris_seed" in listed
     text = cli(["--help"]).output
     assert "VAR" in text and "Example" in text and "--paper" in text
+
+
+def test_a_zoo_too_small_for_a_validation_split_is_measured_with_a_warning(tmp_path):
+    """Three models: no validation split (the probes fall back to the smallest alpha), one test
+    model, and a note that says the probe numbers are noise at this size."""
+    from modelzoo.run import generate
+    from modelzoo.spec import load_spec
+
+    spec = load_spec("tetris_seed", ["seeds.range=[1,3]", "training.epochs=2",
+                                     "dataset.options.train_size=200"])  # fmt: skip
+    zoo = open_zoo(generate(spec, tmp_path, executor="local").zoo_dir)
+    assert len(zoo.split()["val"]) == 0
+    report = fidelity(zoo, progress=False)
+    assert any("only 1 models in the test split" in note for note in report.notes)
+    assert np.isfinite(report.value("VAR"))

@@ -196,6 +196,10 @@ def test_import_keeps_every_number(small_cnn_zoo):
             assert (line["test_acc"], line["train_acc"], line["test_loss"]) == (
                 recorded["test_accuracy"], recorded["train_accuracy"], 1.0 + step,
             )  # fmt: skip
+    # the manifest's init record describes what the models were drawn with, not a default
+    assert zoo.manifest["init"] == {"he_normal": {
+        "weights": "as the source zoo drew them (not a modelzoo scheme)",
+        "biases": "as the source zoo drew them"}}  # fmt: skip
     crashed = int(models.loc["runs/0003", "model_id"])
     assert np.isnan(zoo.weights(crashed, 1)).all()
     assert "activation 'selu'" in models.loc["runs/0004", "error"]

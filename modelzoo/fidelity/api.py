@@ -29,6 +29,7 @@ from .statistics import (
     weight_variance,
 )
 
+MIN_TEST_MODELS = 10  # fewer test models than this: probe R^2 is a coin toss
 COLUMNS = ["statistic", "kind", "features", "target", "epoch", "paper", "ours", "difference",
            "source"]  # fmt: skip
 
@@ -129,12 +130,21 @@ def fidelity(zoo, paper: str | None = None, epochs: str | Sequence[int] = "all",
     zoo = zoo if isinstance(zoo, Zoo) else open_zoo(Path(zoo))
     published = resolve_paper(zoo, paper)
     notes: list[str] = []
-    if published is None:
+    spec_name = str(zoo.manifest.get("spec", {}).get("name", zoo.name))
+    if published is None and (paper is None or paper.lower() != "none"):
         notes.append(f"{zoo.name}: no published zoo to compare with (pass --paper; choose from "
                      f"{', '.join(PAPER_ZOOS)})")  # fmt: skip
+    elif published is not None and ZOO_OF_SPEC.get(spec_name) != published.name:
+        bundled = [s for s, p in ZOO_OF_SPEC.items() if p == published.name]
+        notes.append(f"{zoo.name} (spec {spec_name}) is compared with {published.name}, the zoo of "
+                     f"{', '.join(bundled) or 'no bundled spec'}: a different recipe")  # fmt: skip
     protocol = parse_epochs(epochs if isinstance(epochs, str) else ",".join(map(str, epochs)),
                             zoo.epochs)  # fmt: skip
     samples = load_samples(zoo, protocol, fractions, split_seed)
+    test_models = samples.table.loc[samples.table["split"] == "test", "model_id"].nunique()
+    if test_models < MIN_TEST_MODELS:
+        notes.append(f"only {test_models} models in the test split: the probe numbers are noise "
+                     f"at this size (the papers' zoos hold 150 or more)")  # fmt: skip
     rows = _probe_rows(zoo, samples, published, epochs, fractions, split_seed, progress, notes)
 
     groups = samples.table[[c for c in GROUP_FACTORS if c in samples.table.columns]]

@@ -31,7 +31,16 @@ class FittedProbe:
     setting: float
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return self.estimator.predict(self.scaler.transform(features))
+        if len(features) == 0:
+            return np.empty(0)
+        return self.estimator.predict(standardise(self.scaler, features))
+
+
+def standardise(scaler, x: np.ndarray) -> np.ndarray:
+    """``scaler.transform`` that also takes an empty split (a tiny zoo's validation split)."""
+    if len(x) == 0:
+        return np.empty((0, scaler.n_features_in_))
+    return scaler.transform(x)
 
 
 class RidgePath:
@@ -59,7 +68,7 @@ class _Linear:
         self.coef, self.intercept = coef, np.atleast_1d(intercept)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        out = np.asarray(x, dtype=np.float64) @ self.coef + self.intercept
+        out = np.asarray(x, dtype=np.float64).reshape(len(x), -1) @ self.coef + self.intercept
         return out[:, 0] if out.shape[1] == 1 else out
 
 
@@ -116,7 +125,7 @@ def fit_probe(probe: str, kind: str, x_train: np.ndarray, y_train: np.ndarray,
         raise ModelZooError("probe: the train split holds a single target value")
     scaler = StandardScaler().fit(x_train)
     estimator, setting = PROBES[probe][kind](scaler.transform(x_train), y_train,
-                                             scaler.transform(x_val), y_val, seed)  # fmt: skip
+                                             standardise(scaler, x_val), y_val, seed)  # fmt: skip
     return FittedProbe(scaler, estimator, float(setting))
 
 
@@ -138,12 +147,14 @@ def fit_ridges(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(x_train)
-    xt, xv = scaler.transform(x_train), scaler.transform(x_val)
+    xt, xv = scaler.transform(x_train), standardise(scaler, x_val)
     path = RidgePath(xt, y_train)
     fits = [path.fitted(a) for a in ALPHAS]
     chosen = []
-    predicted = [np.reshape(fit.predict(xv), (len(xv), -1)) for fit in fits]
-    for j in range(y_train.shape[1]):
+    targets = y_train.shape[1]
+    predicted = [np.reshape(fit.predict(xv), (len(xv), targets)) if len(xv) else None
+                 for fit in fits]  # fmt: skip
+    for j in range(targets):
         scores = np.array([r2_score(y_val[:, j], p[:, j]) if len(xv) > 1 else 0.0
                            for p in predicted])  # fmt: skip
         best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,9 +129,20 @@ def plot_accuracy(result: ProbeResult, folder: Path, target: str = "test_acc") -
 
 
 def check_out(out: Path) -> None:
-    """OUT must be new (or an empty folder), so nothing earlier is overwritten."""
+    """OUT must be new (or an empty folder), so nothing earlier is overwritten, and creatable, so
+    a long computation does not end in an error about its destination."""
+    out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ModelZooError(f"--out {out}: exists and is not an empty folder")
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ModelZooError(f"--out {out}: cannot be created ({ancestor} is not a writable folder)")
+    try:  # the permission bits do not tell everything (read-only mounts, /proc): try it
+        os.rmdir(tempfile.mkdtemp(prefix=".modelzoo-out-check-", dir=ancestor))
+    except OSError as error:
+        raise ModelZooError(f"--out {out}: cannot be created ({error.strerror})") from None
 
 
 @contextmanager
@@ -141,7 +153,10 @@ def atomic_folder(out: Path) -> Iterator[Path]:
     check_out(out)
     temporary = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
+    try:
+        temporary.mkdir(parents=True)
+    except OSError as error:
+        raise ModelZooError(f"--out {out}: cannot be created ({error.strerror})") from None
     try:
         yield temporary
         if out.exists():

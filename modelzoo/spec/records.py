@@ -44,11 +44,9 @@ class Spec:
         return hashlib.sha256(canonical_json(core).encode()).hexdigest()
 
     def init_schemes(self) -> dict[str, dict[str, str]]:
-        """Every ``init`` the zoo uses -> its exact distributions (recorded in the manifest)."""
-        from ..init import parse_init
-
+        """Every ``init`` the spec names -> its exact distributions (part of the fingerprint)."""
         names = [self.resolved["training"]["init"], *self.resolved["grid"].get("training.init", [])]
-        return {name: parse_init(name).describe() for name in dict.fromkeys(names)}
+        return describe_inits(names)
 
     def stored_epochs(self) -> tuple[int, ...]:
         """The zoo's epoch axis: stored epochs of the longest training in the grid."""
@@ -134,3 +132,19 @@ def resolve_stored_epochs(value: Any, epochs: int) -> tuple[int, ...]:
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def describe_inits(names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """``init`` names -> their exact distributions; a name modelzoo does not draw (the init of an
+    imported zoo, e.g. glorot_uniform) is described as the source zoo's."""
+    from ..errors import ModelZooError
+    from ..init import parse_init
+
+    described = {}
+    for name in dict.fromkeys(str(n) for n in names):
+        try:
+            described[name] = parse_init(name).describe()
+        except ModelZooError:
+            described[name] = {"weights": "as the source zoo drew them (not a modelzoo scheme)",
+                               "biases": "as the source zoo drew them"}  # fmt: skip
+    return described

@@ -34,6 +34,7 @@ from .._version import __version__
 from ..errors import StoreError
 from ..evaluation import SCALAR_METRICS
 from ..spec import FACTOR_COLUMNS, Run, Spec
+from ..spec.records import describe_inits
 from ..train.result import STATUS_FAILED, RunResult
 from . import format as fmt
 from .faults import crash_point
@@ -428,7 +429,7 @@ class ZooWriter:
                 "parameters": sum(int(np.prod(s["shape"])) for s in self.layout),
             },
             "layout": self.layout,
-            "init": self.spec.init_schemes(),
+            "init": describe_inits(r.training.get("init") for r in self.runs_by_id.values()),
             "epochs": self.epochs,
             "metrics": list(self.metric_names),
             "counts": {

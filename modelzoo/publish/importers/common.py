@@ -125,7 +125,10 @@ def write_zoo(
                         training, mine, {k: scalar(v) for k, v in model.factors.items()}))  # fmt: skip
     dataset_entry = {"name": resolved["dataset"]["name"], "input_shape": list(shape),
                      "num_classes": classes, "spec": resolved["dataset"]}  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ModelZooError(f"--out {out}: cannot be created ({error.strerror})") from None
     staging = out.parent / f".{out.name}.{os.getpid()}{fmt.TMP_SUFFIX}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
