@@ -185,6 +185,46 @@ def test_state_dicts_import(tmp_path, ray_experiment):
             assert _accuracy(net, data.test.images, data.test.labels) == record["test_acc"]
 
 
+def test_malformed_trials_are_recorded_as_failed_not_fatal(tmp_path, ray_experiment):
+    """Each damaged copy of a good trial becomes a failed model with its reason; the import goes
+    on. The Model Zoos generators' `leakyrelu` is read as modelzoo's `leaky_relu`."""
+    import shutil
+
+    from modelzoo.publish.importers.ray_tune import import_ray_tune
+
+    good = sorted((ray_experiment["root"] / "experiment").iterdir())[0]
+    experiment = tmp_path / "experiment"
+
+    def copy(name, params=None, edit=None):
+        trial = experiment / name
+        shutil.copytree(good, trial)
+        if params is not None:
+            (trial / "params.json").write_text(json.dumps(params))
+        if edit is not None:
+            lines = (trial / "result.json").read_text().splitlines()
+            (trial / "result.json").write_text("\n".join(edit(json.loads(x)) for x in lines))
+        return trial
+
+    base = json.loads((good / "params.json").read_text())
+    copy("a_good")
+    copy("b_list_params", params=[1, 2])
+    copy("c_epoch_text", edit=lambda r: json.dumps({**r, "epoch": "one"}))
+    copy("d_acc_text", edit=lambda r: json.dumps({**r, "test_acc": "high"}))
+    copy("e_leakyrelu", params={**base, "model::nlin": "leakyrelu"})
+    copy("f_unknown_activation", params={**base, "model::nlin": "mish"})
+    from modelzoo import open_zoo
+
+    zoo = open_zoo(import_ray_tune(experiment, tmp_path / "out", "digits", None))
+    models = zoo.models.sort_values("model_id").reset_index(drop=True)
+    status = dict(zip(["a", "b", "c", "d", "e", "f"], models["status"]))
+    errors = dict(zip(["a", "b", "c", "d", "e", "f"], models["error"]))
+    assert status == {"a": "ok", "b": "failed", "c": "failed", "d": "failed", "e": "ok",
+                      "f": "failed"}, errors  # fmt: skip
+    assert "must be a JSON object" in errors["b"] and "invalid literal" in errors["c"]
+    assert "'high' is not a number" in errors["d"] and "'mish' is not one modelzoo" in errors["f"]
+    assert models.loc[4, "activation"] == "leaky_relu"
+
+
 def test_import_cli_bad_input(tmp_path, ray_experiment):
     from modelzoo.cli import ZooGroup
     from modelzoo.publish.cli import import_zoo

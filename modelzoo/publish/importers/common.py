@@ -72,6 +72,27 @@ def scalar(value: Any) -> Any:
     return value if isinstance(value, bool | int | float | str) else str(value)
 
 
+ACTIVATION_SPELLINGS = {"leakyrelu": "leaky_relu", "swish": "silu"}  # other zoos' names
+
+
+def check_activation(model: ImportedModel) -> bool:
+    """Map another zoo's spelling of the model's activation to modelzoo's (the Model Zoos
+    generators write ``leakyrelu``); a model whose activation modelzoo cannot build is recorded
+    as failed with the reason, so ``zoo.model`` never meets it."""
+    from ...architectures import ACTIVATION_NAMES
+
+    if "activation" not in model.training:
+        return True
+    name = str(model.training["activation"]).lower()
+    name = ACTIVATION_SPELLINGS.get(name, name)
+    if name in ACTIVATION_NAMES:
+        model.training["activation"] = name
+        return True
+    model.error = model.error or (f"{model.source}: activation {name!r} is not one modelzoo "
+                                  f"builds ({', '.join(ACTIVATION_NAMES)})")  # fmt: skip
+    return False
+
+
 def write_zoo(
     out: Path,
     name: str,

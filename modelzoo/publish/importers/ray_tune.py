@@ -18,6 +18,7 @@ from typing import Any
 from ...errors import ModelZooError
 from .common import (
     ImportedModel,
+    check_activation,
     match_architecture,
     read_state_dict,
     register_importer,
@@ -50,14 +51,28 @@ def _flat(params: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _number(value: Any) -> float | None:
+    """A recorded metric as a float (JSON null: NaN); None for text that is not a number."""
+    if value is None:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def read_trial(trial: Path) -> ImportedModel:
     """One trial folder as an ImportedModel (error set when something cannot be read)."""
     model = ImportedModel(source=str(trial))
     try:
-        params = _flat(json.loads((trial / "params.json").read_text(encoding="utf-8")))
+        raw = json.loads((trial / "params.json").read_text(encoding="utf-8"))
         lines = (trial / "result.json").read_text(encoding="utf-8").splitlines()
         results = [json.loads(line) for line in lines if line.strip()]
-    except (OSError, ValueError) as error:
+        if not isinstance(raw, dict) or not all(isinstance(r, dict) for r in results):
+            raise ValueError("params.json and every result.json line must be a JSON object")
+        params = _flat(raw)
+        by_epoch = {int(r.get("epoch", i)): r for i, r in enumerate(results)}
+    except (OSError, ValueError, TypeError) as error:
         model.error = f"{trial}: {error}"
         return model
     for key, value in params.items():
@@ -67,7 +82,7 @@ def read_trial(trial: Path) -> ImportedModel:
             model.training[KNOWN[key]] = value.lower() if isinstance(value, str) else value
         elif isinstance(value, bool | int | float | str) or value is None:
             model.factors[key.replace("::", "_")] = scalar(value) if value is not None else ""
-    by_epoch = {int(r.get("epoch", i)): r for i, r in enumerate(results)}
+    check_activation(model)
     checkpoints = sorted((int(m.group(1)), p) for p in trial.iterdir()
                          if (m := CHECKPOINT.match(p.name)) and p.is_dir())  # fmt: skip
     if not checkpoints:
@@ -83,7 +98,11 @@ def read_trial(trial: Path) -> ImportedModel:
         record = by_epoch.get(epoch, {})
         for name in set(METRIC_NAMES.values()):
             values = [record[k] for k, n in METRIC_NAMES.items() if n == name and k in record]
-            model.metrics.setdefault(name, []).append(float(values[0]) if values else float("nan"))
+            number = _number(values[0]) if values else float("nan")
+            if number is None:
+                number = float("nan")
+                model.error = model.error or f"{trial}: result.json {name} {values[0]!r} is not a number"
+            model.metrics.setdefault(name, []).append(number)
     model.metrics = {k: v for k, v in model.metrics.items() if any(x == x for x in v)}
     return model
 

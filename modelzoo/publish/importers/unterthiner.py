@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ModelZooError
-from .common import ImportedModel, register_importer, scalar, write_zoo
+from .common import ImportedModel, check_activation, register_importer, scalar, write_zoo
 
 ARCHITECTURE = "cnn_unterthiner"
 FILES = ("weights.npy", "metrics.csv.gz", "layout.csv")
@@ -128,8 +128,6 @@ def _loader(weights: np.ndarray, rows: np.ndarray, index: np.ndarray) -> Callabl
 
 def _models(table: Any, weights: np.ndarray, index: np.ndarray, source: Path) -> list:
     """One ImportedModel per ``modeldir``, its checkpoints ordered by ``step``."""
-    from ...architectures import ACTIVATION_NAMES
-
     config = [c for c in table.columns if c.startswith("config.")]
     models = []
     for modeldir, rows in table.groupby("modeldir", sort=False, dropna=False):
@@ -149,13 +147,9 @@ def _models(table: Any, weights: np.ndarray, index: np.ndarray, source: Path) ->
                 model.factors[key] = scalar(value) if value == value else ""
         model.metrics = {name: rows[column].astype(float).tolist()
                          for column, name in METRICS.items() if column in rows}  # fmt: skip
-        activation = model.training.get("activation", "relu")
         if rows["step"].duplicated().any():
             model.error = f"{model.source}: a step is listed twice"
-        elif activation not in ACTIVATION_NAMES:
-            model.error = (f"{model.source}: activation {activation!r} is not one modelzoo "
-                           f"builds ({', '.join(ACTIVATION_NAMES)})")  # fmt: skip
-        else:
+        elif check_activation(model):
             model.flat = _loader(weights, rows["row"].to_numpy(), index)
         models.append(model)
     return models
