@@ -14,8 +14,14 @@ For a zoo (default: the generated tetris_seed), this script
    train split's EcD embeddings and from its raw weights W to test accuracy, and reports the probes'
    R^2 on the test split.
 
+Every number is also measured on the validation split. ``--splits val`` prints and records the
+validation numbers only: use it for pilot runs that choose settings (epochs, lr, sizes), so the
+choice never sees the test split; run the chosen settings once with the default ``val,test``.
+
 It prints one table and the ratios the issue asks for (ED >= PCA; EcD >= 0.85 PCA; EcD probe >=
-W probe), and writes them as JSON to ``--json``.
+W probe), and writes them as JSON to ``--json``. For each autoencoder it also records the epoch
+whose weights were used (``train.select``) and the trainer's logged R^2 at that epoch (``r2_*``,
+``paper_r2_*``: the 2021 code's definition) when that epoch was an R^2 epoch (``eval_every``).
 
     python benchmarks/train_ae_reproduction.py storage/tetris_seed --epochs 20 --out /tmp/ae-repro
 """
@@ -72,7 +78,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: all cores; 1 on a busy shared box)")  # fmt: skip
+    parser.add_argument("--splits", default="val,test",
+                        help="splits to evaluate: 'val' for pilots that choose settings")  # fmt: skip
     args = parser.parse_args()
+    splits = args.splits.split(",")
+    if not set(splits) <= {"val", "test"} or not splits:
+        parser.error(f"--splits: expected val and/or test, got {args.splits!r}")
 
     import torch
 
@@ -91,20 +102,19 @@ def main() -> None:
     base = build_config("ecd", overrides=overrides, epochs=args.epochs)
     parts = zoo.select(status="ok").split(base["data"]["splits"], base["data"]["split_seed"])
     window = epoch_window(zoo, base["data"]["epochs"])
-    train_w, _, train_acc = states(zoo, parts["train"], window)
-    test_w, _, test_acc = states(zoo, parts["test"], window)
-    print(f"{zoo.name}: epochs {window}: {len(train_w)} train states, {len(test_w)} test states, "
+    data = {name: states(zoo, parts[name], window) for name in ("train", *splits)}
+    train_w, _, train_acc = data["train"]
+    sizes = ", ".join(f"{len(data[name][0])} {name}" for name in data)
+    print(f"{zoo.name}: epochs {window[0]}..{window[-1]} ({len(window)}): {sizes} states, "
           f"{zoo.parameters} parameters; torch threads {torch.get_num_threads()}")  # fmt: skip
 
     started = time.perf_counter()
     pca = PCA(n_components=args.latent, random_state=0).fit(train_w)
-    results: dict[str, dict] = {
-        "pca": {
-            "r2_test": r2(test_w, pca.inverse_transform(pca.transform(test_w))),
-            "seconds": time.perf_counter() - started,
-        }
-    }
-    results["raw_w"] = {"probe_test_acc": probe(train_w, train_acc, test_w, test_acc)}
+    results: dict[str, dict] = {"pca": {"seconds": time.perf_counter() - started}, "raw_w": {}}
+    for name in splits:
+        w, _, acc = data[name]
+        results["pca"][f"r2_{name}"] = r2(w, pca.inverse_transform(pca.transform(w)))
+        results["raw_w"][f"probe_{name}_acc"] = probe(train_w, train_acc, w, acc)
     for preset in args.presets.split(","):
         config = build_config(preset, overrides=overrides, epochs=args.epochs)
         out = args.out / preset
@@ -112,34 +122,49 @@ def main() -> None:
         run_training(zoo, config, out, preset=preset, progress=True)
         seconds = time.perf_counter() - started
         rep = load_autoencoder(out)
-        z_train, z_test = rep.encode(train_w), rep.encode(test_w)
-        log = rep.log.iloc[-1]
-        results[preset] = {
-            "r2_test": r2(test_w, rep.decode(z_test)),
-            "logged_r2_test": float(log["r2_test"]),
-            "paper_r2_test": float(log["paper_r2_test"]),
-            "probe_test_acc": probe(z_train, train_acc, z_test, test_acc),
-            "seconds": seconds,
-            "epochs": args.epochs,
-            "run": str(out),
-        }
-        print(preset, json.dumps(results[preset]), flush=True)
+        z_train = rep.encode(train_w)
+        log = rep.log.set_index("epoch")
+        used = _used_epoch(out, rep.config["train"]["select"], int(log.index.max()))
+        row = {"epochs": args.epochs, "used_epoch": used, "seconds": seconds, "run": str(out)}
+        for name in splits:
+            w, _, acc = data[name]
+            z = rep.encode(w)
+            row[f"r2_{name}"] = r2(w, rep.decode(z))
+            row[f"probe_{name}_acc"] = probe(z_train, train_acc, z, acc)
+            for column in (f"r2_{name}", f"paper_r2_{name}"):
+                value = log[column].get(used, float("nan")) if column in log else float("nan")
+                row[f"logged_{column}"] = float(value)
+        results[preset] = row
+        print(preset, json.dumps(row), flush=True)
 
-    pca_r2 = results["pca"]["r2_test"]
-    print(f"\n{'':8} {'test R^2':>9} {'paper R^2':>10} {'probe acc R^2':>14} {'minutes':>8}")
-    for name, row in results.items():
-        print(f"{name:8} {row.get('r2_test', float('nan')):9.3f} "
-              f"{row.get('paper_r2_test', float('nan')):10.3f} "
-              f"{row.get('probe_test_acc', float('nan')):14.3f} "
-              f"{row.get('seconds', float('nan')) / 60:8.1f}")  # fmt: skip
-    if "ed" in results:
-        print(f"ED / PCA R^2: {results['ed']['r2_test'] / pca_r2:.3f} (target >= 1)")
-    if "ecd" in results:
-        print(f"EcD / PCA R^2: {results['ecd']['r2_test'] / pca_r2:.3f} (target >= 0.85)")
-        print(f"EcD probe {results['ecd']['probe_test_acc']:.3f} vs W probe "
-              f"{results['raw_w']['probe_test_acc']:.3f} (target: EcD higher)")  # fmt: skip
+    for name in splits:
+        print(f"\n{name} split  {'R^2':>7} {'2021 R^2':>9} {'probe acc R^2':>14} {'minutes':>8}")
+        for method, row in results.items():
+            print(f"{method:10} {row.get(f'r2_{name}', float('nan')):7.3f} "
+                  f"{row.get(f'logged_paper_r2_{name}', float('nan')):9.3f} "
+                  f"{row.get(f'probe_{name}_acc', float('nan')):14.3f} "
+                  f"{row.get('seconds', float('nan')) / 60:8.1f}")  # fmt: skip
+        pca_r2 = results["pca"][f"r2_{name}"]
+        if "ed" in results:
+            print(
+                f"ED / PCA R^2 ({name}): {results['ed'][f'r2_{name}'] / pca_r2:.3f} (target >= 1)"
+            )
+        if "ecd" in results:
+            print(f"EcD / PCA R^2 ({name}): {results['ecd'][f'r2_{name}'] / pca_r2:.3f} "
+                  "(target >= 0.85)")  # fmt: skip
+            print(f"EcD probe {results['ecd'][f'probe_{name}_acc']:.3f} vs W probe "
+                  f"{results['raw_w'][f'probe_{name}_acc']:.3f} ({name}; target: EcD higher)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _used_epoch(run: Path, select: str, last: int) -> int:
+    """The epoch whose weights ``load_autoencoder`` uses: the best checkpoint's or the last."""
+    from modelzoo.hyperrep import folder
+
+    if select != "best":
+        return last
+    return int(folder.read_json(run / folder.STATE_JSON)["best_epoch"])
 
 
 if __name__ == "__main__":
