@@ -272,7 +272,8 @@ def test_tetris_unseen_placements_appear_only_in_the_test_split() -> None:
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"unseen": 0.3}, "L has a single placement"),  # neither rotate nor translate: one each
+    ({"unseen": 0.3}, "shape L has a single placement"),  # neither rotate nor translate
+    ({"unseen": 0.3, "rotate": True}, "shape O has a single placement"),  # O: one rotation
     ({"unseen": 1.0, "translate": True}, "expected a fraction in [0, 1)"),
     ({"unseen": -0.1}, "unseen"),
 ])  # fmt: skip

@@ -218,3 +218,12 @@ def test_schema_rejects_what_validation_rejects() -> None:
     raw["training"]["colour"] = "red"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(raw, json_schema())
+
+
+def test_a_fixed_value_beside_a_grid_over_the_same_key_is_refused() -> None:
+    """`--set training.init=normal` on a spec whose grid varies init would be silently ignored."""
+    with pytest.raises(SpecError, match=r"--set training.init: the spec's grid varies "
+                                        r"training.init, so a fixed value would be ignored"):  # fmt: skip
+        load_spec("tetris_hyp", ["training.init=normal"])
+    assert load_spec("tetris_hyp", ["grid.training.init=[normal]"]).resolved["grid"][
+        "training.init"] == ["normal"]  # fmt: skip

@@ -102,8 +102,9 @@ def unseen_placements(rotate: bool, translate: bool, fraction: float,
         pool = np.concatenate([tetris_placements(r) if translate else tetris_placements(r)[:1]
                                for r in rotations])  # fmt: skip
         if len(pool) < 2:
-            raise ModelZooError(f"tetris option unseen: {name} has a single placement; enable "
-                                "rotate or translate to hold some out")  # fmt: skip
+            raise ModelZooError(f"dataset.options.unseen: tetris shape {name} has a single "
+                                "placement without translate (O looks the same in every "
+                                "rotation); set dataset.options.translate: true")  # fmt: skip
         held = min(len(pool) - 1, max(1, round(fraction * len(pool))))
         order = rng.permutation(len(pool))
         train[name], test[name] = pool[np.sort(order[held:])], pool[np.sort(order[:held])]

@@ -130,6 +130,11 @@ def apply_overrides(raw: Any, overrides: Iterable[str], where: str) -> Any:
                     del raw["grid"][written]
             raw["grid"][grid_key] = value
             continue
+        varied = grid_target(key) if len(key.split(".")) == 2 else None
+        grid = raw.get("grid") if isinstance(raw.get("grid"), dict) else {}
+        if varied is not None and any(grid_target(str(k)) == varied for k in grid):
+            raise SpecError(f"--set {key}: the spec's grid varies {key}, so a fixed value would be "
+                            f"ignored; set grid.{key}=[...] instead")  # fmt: skip
         parts = key.split(".")
         target = raw
         for part in parts[:-1]:
