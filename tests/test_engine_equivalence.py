@@ -202,6 +202,13 @@ def test_activations(activation: str) -> None:
                           lr=2e-3) for i in range(3)], data)  # fmt: skip
 
 
+def test_strided_relu_network() -> None:
+    """The Unterthiner zoo's ReLU with stride-2 convolutions and global average pooling."""
+    data = make_data("cnn_unterthiner")
+    check_group([make_run(i, "cnn_unterthiner", activation="relu", seed=s, lr=1e-3)
+                 for i, s in enumerate((1, 6, 9))], data)  # fmt: skip
+
+
 @pytest.mark.parametrize("architecture", ["tetris_mlp", "cnn_tiny"])
 def test_authors_default_inits(architecture: str) -> None:
     """The torch-default schemes the papers' zoos use (U(0, 1), N(0, 1), Kaiming, Xavier, biases
