@@ -12,7 +12,8 @@ The 2021 paper's code (``def_simclr_ae_module.py`` of HSG-AIML/NeurIPS_2021-Weig
 computes ``1 - loss_recon / loss_mean``: both MSEs over *permuted* test views (its test set draws
 each view from 10 fixed permutations) and ``loss_mean`` against the per-position mean of those
 views. Permuting hidden units mixes the units' different mean weights into every position, which
-inflates the denominator; :func:`paper_r2` reproduces that computation (see docs/hyperrep.md).
+inflates the denominator; ``Trainer.r2`` (hyperrep/train.py) reproduces that computation as the
+log's ``paper_r2_*`` columns (see docs/hyperrep.md).
 """
 
 from __future__ import annotations
