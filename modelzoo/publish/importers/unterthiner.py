@@ -166,6 +166,9 @@ def import_unterthiner(source: Path, out: Path, dataset: str | None, architectur
     from ...spec.loading import apply_overrides
 
     source = Path(source)
+    if not source.is_dir():
+        raise ModelZooError(f"{source}: no such folder (a Small CNN Zoo folder holds "
+                            f"{', '.join(FILES)})")  # fmt: skip
     for name in FILES:
         if not (source / name).is_file():
             raise _fail(source, f"{name} is missing (a Small CNN Zoo folder holds "
