@@ -162,3 +162,9 @@ def test_manifest_records_every_scheme_of_the_grid(tmp_path):
                                      "kaiming_normal(bias=0)"}  # fmt: skip
     assert manifest["init"]["normal"] == {"weights": "N(0, 1^2)", "biases": "constant 0.01"}
     assert manifest["init"]["kaiming_normal(bias=0)"]["biases"] == "constant 0"
+
+
+def test_a_grid_that_names_one_scheme_twice_says_which_items_collide():
+    with pytest.raises(SpecError, match=r"grid.training.init: 'uniform\(0, 1\)' \(item 1\) repeats "
+                                        r"'uniform' \(item 0\) \(both mean 'uniform'\)"):  # fmt: skip
+        load_spec("tetris_hyp", ["grid.training.init=[uniform, 'uniform(0, 1)']"])

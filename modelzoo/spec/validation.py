@@ -230,8 +230,14 @@ def _validate_grid(raw: Any, where: str) -> tuple[dict, list[str]]:
             value, found = check_value(FIELDS[section][leaf], value, f"{where}: grid.{key}[{i}]")
             problems += found
             checked.append(value)
-        if len({canonical_json(v) for v in checked}) != len(checked):
-            problems.append(f"{where}: grid.{key}: values repeat: {values!r}")
+        seen: dict[str, int] = {}
+        for i, value in enumerate(checked):
+            first = seen.setdefault(canonical_json(value), i)
+            if first != i:
+                same = "" if values[first] == values[i] else f" (both mean {value!r})"
+                problems.append(f"{where}: grid.{key}: {values[i]!r} (item {i}) repeats "
+                                f"{values[first]!r} (item {first}){same}")  # fmt: skip
+                break
         grid[f"{section}.{leaf}"] = checked
     return grid, problems
 
