@@ -305,6 +305,18 @@ def status(zoo: Path) -> None:
             click.echo(f"  ... and {len(bad) - 10} more (see models.parquet)")
     if done < planned:
         click.echo("resume         run the same `modelzoo generate` command again")
+    damaged = []  # a stat per shard, as open_zoo does: a missing or truncated shard shows here too
+    for shard in manifest["shards"]:
+        path = zoo / shard["path"]
+        size = path.stat().st_size if path.is_file() else None
+        if size is None or ("bytes" in shard and size != shard["bytes"]):
+            found = "missing" if size is None else f"{size} bytes"
+            damaged.append(f"{shard['path']}: {found}, the manifest says {shard.get('bytes')}")
+    for line in damaged:
+        click.echo(f"damaged: {line}", err=True)
+    if damaged:
+        click.echo(f"{zoo}: {len(damaged)} damaged shard(s); run `modelzoo verify {zoo}`", err=True)
+        raise SystemExit(1)
 
 
 # ------------------------------------------------------------------------------ spec

@@ -65,6 +65,13 @@ def test_truncated_shard_is_detected_and_reading_it_gives_a_store_error(zoo_copy
         open_zoo(zoo_copy)
     info = CliRunner().invoke(main, ["info", str(zoo_copy)])
     assert info.exit_code == 2 and info.output.count("\n") == 1 and shard.name in info.output
+    status = CliRunner().invoke(main, ["status", str(zoo_copy)])
+    assert status.exit_code == 1 and f"damaged: shards/{shard.name}" in status.output
+
+
+def test_status_of_an_intact_zoo_names_no_damage(zoo_copy: Path) -> None:
+    status = CliRunner().invoke(main, ["status", str(zoo_copy)])
+    assert status.exit_code == 0 and "damaged" not in status.output
 
 
 def test_missing_shard_is_noticed_on_open_and_by_info(zoo_copy: Path) -> None:
