@@ -172,7 +172,10 @@ def generate(spec, store, overrides, dry_run, as_json, limit, sample, address, m
                         recorded=None if restart else recorded_grouping(zoo_dir))  # fmt: skip
         summary = the_plan.summary()
         if not no_estimate:
-            summary["estimate"] = _estimate(the_plan, max_workers)
+            local_ray = not runs_on_cluster(executor, address) and (
+                executor == "ray" or (executor == "auto"
+                                      and (len(the_plan.tasks) > 1 or max_workers is not None)))  # fmt: skip
+            summary["estimate"] = _estimate(the_plan, max_workers, local_ray)
         if as_json:
             click.echo(json.dumps(summary, indent=2, default=str))
         else:
@@ -215,7 +218,7 @@ def generate(spec, store, overrides, dry_run, as_json, limit, sample, address, m
                f"({counts}) in {report.seconds:.1f} s{how}")  # fmt: skip
 
 
-def _estimate(the_plan, max_workers) -> dict:
+def _estimate(the_plan, max_workers, local_ray: bool = False) -> dict:
     """The dry run's time estimate, or why there is none (absent data is not an error here)."""
     from .errors import DataError
     from .estimate import estimate_plan
@@ -223,14 +226,15 @@ def _estimate(the_plan, max_workers) -> dict:
     if not the_plan.tasks:
         return {"seconds": 0.0, "text": "nothing to train"}
     try:
-        estimate = estimate_plan(the_plan, max_workers)
+        estimate = estimate_plan(the_plan, max_workers, local_ray=local_ray)
     except DataError as error:  # a dataset that is there but cannot be read
         return {"seconds": None, "text": f"unavailable: {error}"}
     return {"seconds": estimate.seconds, "text": estimate.describe(),
             "step_seconds": estimate.step_seconds,
             "eval_seconds_per_example": estimate.eval_seconds_per_example,
             "timed_models": estimate.timed_models, "parallel_tasks": estimate.parallel_tasks,
-            "synthetic_data": estimate.synthetic}  # fmt: skip
+            "synthetic_data": estimate.synthetic,
+            "ray_start_seconds": estimate.startup_seconds}  # fmt: skip
 
 
 def _print_plan(summary: dict) -> None:

@@ -26,6 +26,9 @@ from .spec import Run
 SLICE_STEPS = 12  # optimiser steps timed; 2 for models of a million parameters and more
 LARGE_MODEL = 1_000_000
 SLICE_EVAL_EXAMPLES = 256
+# starting a local Ray before the first task: 4-6 s measured on the 2-core development box (more
+# under load); plans of one task train in-process and pay nothing
+RAY_START_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Estimate:
     slice_seconds: float  # what measuring took
     steps: int = SLICE_STEPS
     synthetic: bool = False  # timed on random data of the dataset's shape (files absent)
+    startup_seconds: float = 0.0  # starting a local Ray, included in ``seconds``
 
     def describe(self) -> str:
         data = (
@@ -45,18 +49,21 @@ class Estimate:
             if self.synthetic
             else ""
         )
+        ray = (f", ~{self.startup_seconds:.0f} s of it starting a local Ray"
+               if self.startup_seconds else "")
         return (f"~{_duration(self.seconds)} on this machine (estimate: {self.steps} steps of "
                 f"{self.timed_models} models timed at {self.step_seconds * 1e3:.1f} ms/step, "
                 f"evaluation {self.eval_seconds_per_example * 1e6:.0f} us/example, "
-                f"{self.parallel_tasks} task(s) at once{data})")  # fmt: skip
+                f"{self.parallel_tasks} task(s) at once{ray}{data})")  # fmt: skip
 
 
-def estimate_plan(plan: Plan, max_workers: int | None = None, synthetic: bool = True) -> Estimate:
+def estimate_plan(plan: Plan, max_workers: int | None = None, synthetic: bool = True,
+                  local_ray: bool = False) -> Estimate:  # fmt: skip
     """Time a slice of ``plan.tasks[0]`` here and extrapolate to every task of the plan.
 
     Without the dataset's files (a dry run never downloads) and with ``synthetic``, the slice
     runs on random images and labels of the dataset's shape and split sizes: a step costs the
-    same whatever the pixels are."""
+    same whatever the pixels are. ``local_ray``: the plan will start a local Ray first."""
     if not plan.tasks:
         raise ModelZooError("nothing to estimate: the plan has no tasks")
     started = time.perf_counter()
@@ -94,8 +101,9 @@ def estimate_plan(plan: Plan, max_workers: int | None = None, synthetic: bool = 
     cores = os.cpu_count() or 1
     slots = max(1, int(cores // max(task.threads, 1)))
     parallel = max(1, min(len(plan.tasks), max_workers or slots))
-    return Estimate(total / parallel, step, per_example, len(task.runs), parallel,
-                    time.perf_counter() - started, steps, fake)  # fmt: skip
+    startup = RAY_START_SECONDS if local_ray else 0.0
+    return Estimate(total / parallel + startup, step, per_example, len(task.runs), parallel,
+                    time.perf_counter() - started, steps, fake, startup)  # fmt: skip
 
 
 def _time_slice(task: Task, runs: list[Run], cut: TrainingData) -> tuple[float, float]:

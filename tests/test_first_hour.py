@@ -220,6 +220,14 @@ def test_dry_run_prints_a_labelled_estimate(tiny_spec: Path) -> None:
     data = json.loads(CliRunner().invoke(main, ["generate", str(tiny_spec), "--dry-run",
                                                 "--json"]).output)  # fmt: skip
     assert data["estimate"]["seconds"] > 0 and data["estimate"]["timed_models"] == 3
+    # tiny_spec has several tasks: the plan starts a local Ray, which the estimate includes
+    assert data["estimate"]["ray_start_seconds"] > 0 and "starting a local Ray" in line
+    local = json.loads(CliRunner().invoke(main, ["generate", str(tiny_spec), "--dry-run", "--json",
+                                                 "--executor", "local"]).output)  # fmt: skip
+    assert local["estimate"]["ray_start_seconds"] == 0
+    one_task = json.loads(CliRunner().invoke(main, ["generate", str(tiny_spec), "--dry-run",
+                                                    "--json", "--limit", "2"]).output)  # fmt: skip
+    assert one_task["estimate"]["ray_start_seconds"] == 0
 
 
 def test_dry_run_without_the_data_times_random_data_and_downloads_nothing(tmp_path: Path) -> None:
