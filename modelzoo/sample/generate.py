@@ -21,7 +21,8 @@ import pandas as pd
 
 from ..errors import ModelZooError
 
-SEED_BASE = 1_000_000  # generated models' seeds (data order when fine-tuning): base + 1000*seed + i
+# generated models' seeds (they set the data order when fine-tuning): base + 100_000 * seed + i
+SEED_BASE = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
