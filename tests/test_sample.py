@@ -157,3 +157,47 @@ def test_missing_run_folder_and_existing_out(run, tmp_path):
     (tmp_path / "taken").mkdir()
     result = CliRunner().invoke(cli(), ["sample", str(run), "--out", str(tmp_path / "taken")])
     assert result.exit_code == 2 and "already exists" in result.output
+
+
+def test_sequential_runs_sample_their_flattened_token_latents(tmp_path):
+    """SANE-style runs (seed 004): anchors are the token latents of the stored weights,
+    flattened; a drawn point decodes through the token decoder; reconstructions in the report
+    are decode(encode(w, per_token=True))."""
+    from modelzoo.hyperrep import load_autoencoder
+    from modelzoo.hyperrep.data import read_states
+
+    settings = {"model": {"d_model": 16, "heads": 2, "ff_dim": 16, "latent": 4, "blocks": 1,
+                          "token_size": 9, "window": 0},
+                "data": {"epochs": None, "splits": [0.5, 0.25, 0.25]},
+                "train": {"epochs": 2, "batch_size": 4, "eval_every": 2}}  # fmt: skip
+    train_autoencoder(seed_zoo(), settings, preset="lc+ls", out=tmp_path / "seq")
+    rep, zoo = load_autoencoder(tmp_path / "seq"), open_zoo(seed_zoo())
+    ctx = Context(tmp_path / "seq", Settings(n=3, seed=4))
+    a = ctx.anchors
+    tokens = rep.encode(read_states(zoo, pd.DataFrame({"model_id": a.model_ids,
+                                                       "epoch": a.epochs})), per_token=True)  # fmt: skip
+    assert a.z.shape == (len(a.model_ids), tokens.shape[1] * 4)
+    np.testing.assert_allclose(a.z.reshape(tokens.shape), tokens, rtol=0, atol=1e-6)
+    made = ctx.generate("pca-kde", "seq_samples")
+    z = draw("pca-kde", a.z, a.accuracy, 3, seed=4)
+    np.testing.assert_array_equal(made.weights, rep.decode(z.reshape(3, -1, 4).astype(np.float32)))
+    assert made.weights.shape == (3, zoo.parameters) and np.isfinite(made.weights).all()
+    result = CliRunner().invoke(cli(), ["sample", str(tmp_path / "seq"), "--method", "kde",
+                                        "--n", "3", "--out", str(tmp_path / "rep"), "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from modelzoo.nets import load_flat_parameters
+
+    accuracy = pd.read_csv(tmp_path / "rep" / "accuracy.csv")
+    stored = accuracy.query("label == 'reconstruction' and epoch == 0")["test_acc"].to_numpy()
+    config = rep.config["data"]
+    test_ids = zoo.split(config["splits"], config["split_seed"])["test"]
+    original = zoo.weights(test_ids, 3)
+    rebuilt = rep.decode(rep.encode(original, per_token=True))
+    test, expected = zoo.data("test"), []
+    for w in rebuilt:
+        net = zoo.model(int(test_ids[0]), 3)
+        load_flat_parameters(net, torch.from_numpy(w))
+        with torch.no_grad():
+            expected.append((net(test.images).argmax(1) == test.labels).double().mean().item())
+    np.testing.assert_allclose(np.sort(stored), np.sort(expected), atol=1e-12)
+    assert len(open_zoo(tmp_path / "rep" / "zoos" / "kde")) == 3

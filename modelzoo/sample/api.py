@@ -56,9 +56,6 @@ class Context:
 
         settings.check()
         self.rep = run if hasattr(run, "decode") else load_autoencoder(run)
-        if self.rep.config["model"]["name"] == "sequential":
-            raise ModelZooError(f"{self.rep.run_dir}: sequential autoencoders decode per-token "
-                                "latents; sample needs one embedding per model")  # fmt: skip
         self.settings = settings
         self.zoo = gen.source_zoo(self.rep, zoo)
         self.anchors = gen.select_anchors(self.rep, self.zoo, settings.anchor_epochs,
@@ -95,7 +92,7 @@ class Context:
         info = get_sampler(method)
         options = {k: v for k, v in s.options.items() if k in info.options}
         z = draw(method, a.z, a.accuracy, s.n, s.seed, **options)
-        weights = self.rep.decode(z)
+        weights = gen.decode(self.rep, z)
         spec, runs = self.runs_for(name, self.seeds, self.provenance(method))
         results = gen.train_from(runs, self.data, weights, s.finetune_epochs, self.engine)
         return Generated(method, z, weights, runs, results, spec, self.dataset)

@@ -31,7 +31,7 @@ class Anchors:
 
     model_ids: np.ndarray
     epochs: np.ndarray
-    z: np.ndarray  # [A, L]
+    z: np.ndarray  # [A, L]; sequential autoencoders: [A, tokens * L] (see token_space)
     accuracy: np.ndarray  # [A]
 
 
@@ -50,6 +50,28 @@ def source_zoo(rep: Any, zoo: Any = None) -> Any:
         raise ModelZooError(f"{zoo.path}: not the zoo run {rep.run_dir} was trained on "
                             "(spec fingerprints differ)")  # fmt: skip
     return zoo
+
+
+def token_space(rep: Any) -> bool:
+    """Sequential (SANE) autoencoders decode one latent per token, not one per model: for them
+    the samplers work on the flattened token latents ``[tokens * L]``, which is what the 2025
+    paper's PCA + KDE samples (seed 004 §4: anchors' latent representations, PCA to 32, KDE,
+    inverse projection, decoder)."""
+    return rep.config["model"]["name"] == "sequential"
+
+
+def embed(rep: Any, weights: np.ndarray) -> np.ndarray:
+    """Raw flat weights ``[N, P]`` -> the space the samplers draw in, ``[N, D]``."""
+    if token_space(rep):
+        z = rep.encode(weights, per_token=True)
+        return z.reshape(len(z), -1)
+    return rep.encode(weights)
+
+
+def decode(rep: Any, z: np.ndarray) -> np.ndarray:
+    """Points of the sampling space ``[N, D]`` -> raw flat weights ``[N, P]``."""
+    z = np.asarray(z, dtype=np.float32)
+    return rep.decode(z.reshape(len(z), -1, rep.latent) if token_space(rep) else z)
 
 
 def select_anchors(rep: Any, zoo: Any, epochs: list[int] | None = None,
@@ -74,8 +96,14 @@ def select_anchors(rep: Any, zoo: Any, epochs: list[int] | None = None,
     if len(frame) < 2:
         raise ModelZooError(f"anchors: {len(frame)} train-split states at epochs {window} with "
                             f"test_acc >= {min_accuracy}; need at least 2")  # fmt: skip
-    return Anchors(frame["model_id"].to_numpy(np.int64), frame["epoch"].to_numpy(np.int64),
-                   frame[columns].to_numpy(np.float64), frame["test_acc"].to_numpy(float))  # fmt: skip
+    if token_space(rep):  # the stored embeddings are pooled; the decoder needs token latents
+        from ..hyperrep.data import read_states
+
+        z = embed(rep, read_states(zoo, frame[["model_id", "epoch"]])).astype(np.float64)
+    else:
+        z = frame[columns].to_numpy(np.float64)
+    return Anchors(frame["model_id"].to_numpy(np.int64), frame["epoch"].to_numpy(np.int64), z,
+                   frame["test_acc"].to_numpy(float))  # fmt: skip
 
 
 def generated_spec(zoo: Any, name: str, seeds: list[int], finetune_epochs: int,

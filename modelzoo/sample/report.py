@@ -43,7 +43,7 @@ def baselines(ctx: Any) -> dict[str, Any]:
     original = original[np.isfinite(original).all(1)]
     fidelity: dict[str, float] = {}
     if len(original):
-        rebuilt = ctx.rep.decode(ctx.rep.encode(original))
+        rebuilt = gen.decode(ctx.rep, gen.embed(ctx.rep, original))
         seeds = [ctx.seeds[0] + s.n + i for i in range(len(original))]
         _, runs = ctx.runs_for("reconstruction", seeds, ctx.provenance("reconstruction"))
         recon = gen.train_from(runs, ctx.data, rebuilt, s.finetune_epochs, ctx.engine)
