@@ -6,7 +6,9 @@ through the Python API, timed) into ``OUT/<preset>`` and then, unless ``--splits
 ``modelzoo sample``'s comparison (``compare``: every ``--methods`` sampler, B_T from scratch, the
 zoo's own models, the test-split reconstructions; Mann-Whitney U p-values and common-language
 effect sizes) into ``OUT/samples``. Run it once per preset (two at a time on two cores with
-``--threads 1``); ``--table`` then collects the finished folders into the papers' two tables.
+``--threads 1``); ``--table`` then collects the finished folders into the papers' two tables,
+and ``--smoothness`` asks of each whether the neighbourhood of good anchors decodes to good
+networks (the premise of every KDE sampler).
 
 ``--splits val`` is for pilots that choose settings: it trains, then measures only the
 validation split (reconstruction R^2 of the validation models' states, and the test-image accuracy
@@ -60,16 +62,17 @@ def accuracies(zoo, weights: np.ndarray) -> np.ndarray:
 def validation_report(zoo, rep, anchor_epochs: list[int]) -> dict:
     """Pilot numbers on the validation split only."""
     from modelzoo.hyperrep.data import epoch_window, read_states, recorded_pairs
+    from modelzoo.sample.generate import decode, embed
 
     config = rep.config
     parts = zoo.select(status="ok").split(config["data"]["splits"], config["data"]["split_seed"])
     window = epoch_window(zoo, config["data"]["epochs"])
     w = read_states(zoo, recorded_pairs(zoo, parts["val"], window))
     w = w[np.isfinite(w).all(1)]
-    out = {"val_states": len(w), "r2_val": r2(w, rep.decode(rep.encode(w)))}
+    out = {"val_states": len(w), "r2_val": r2(w, decode(rep, embed(rep, w)))}
     last = zoo.weights(parts["val"], max(anchor_epochs))
     last = last[np.isfinite(last).all(1)]
-    original, rebuilt = accuracies(zoo, last), accuracies(zoo, rep.decode(rep.encode(last)))
+    original, rebuilt = accuracies(zoo, last), accuracies(zoo, decode(rep, embed(rep, last)))
     out.update(val_models=len(last), epoch=max(anchor_epochs),
                val_acc_mean=float(original.mean()), val_acc_max=float(original.max()),
                val_recon_acc_mean=float(rebuilt.mean()), val_recon_acc_max=float(rebuilt.max()))  # fmt: skip
@@ -122,10 +125,14 @@ def main() -> None:
     parser.add_argument("--option", action="append", default=[], help="sampler KEY=VALUE")
     parser.add_argument("--table", nargs="+", type=Path, default=None,
                         help="collect finished OUT folders into the papers' tables and stop")  # fmt: skip
+    parser.add_argument("--smoothness", nargs="+", type=Path, default=None,
+                        help="probe the latent space around the anchors of finished OUT folders")  # fmt: skip
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if args.table:
         return collect(args.table)
+    if args.smoothness:
+        return smoothness(args.smoothness, args.anchor_epochs, args.seed)
     if args.zoo is None or args.out is None or args.preset is None:
         parser.error("ZOO, --out and --preset are needed (or --table)")
     if args.quiet:
@@ -172,6 +179,41 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("train_seconds", "sample_seconds", "table2")},
                      indent=1), flush=True)  # fmt: skip
     return None
+
+
+def smoothness(folders: list[Path], anchor_epochs: list[int] | None, seed: int) -> None:
+    """Is the latent space smooth around the anchors? For each finished OUT folder: test accuracy
+    of the best 30 % of the anchors decoded, of those embeddings moved by a fraction of the
+    anchors' per-dimension spread, of kde30 samples and of a joint Gaussian KDE (scipy, Scott's
+    bandwidth) over the same top-30 % anchors, and the mean distance of each to its nearest
+    anchor (anchors: to their nearest other anchor)."""
+    from scipy.stats import gaussian_kde
+
+    from modelzoo.sample import draw
+    from modelzoo.sample.api import Context, Settings
+    from modelzoo.sample.generate import decode
+
+    for folder in folders:
+        run = next(p for p in folder.iterdir() if (p / "config.yaml").is_file())
+        ctx = Context(run, Settings(n=100, seed=seed, anchor_epochs=anchor_epochs))
+        a, zoo, rep = ctx.anchors, ctx.zoo, ctx.rep
+        top = a.z[a.accuracy >= np.quantile(a.accuracy, 0.7)]
+        rng = np.random.default_rng(seed)
+        spread = a.z.std(axis=0)
+        points = {"anchors (top 30 %)": top}
+        points.update({f"top 30 % + {s} x spread": top + s * spread * rng.standard_normal(top.shape)
+                       for s in (0.05, 0.2, 0.5)})  # fmt: skip
+        points["kde30"] = draw("kde30", a.z, a.accuracy, 100, seed)
+        points["joint KDE (top 30 %)"] = gaussian_kde(top.T, "scott").resample(100, seed=seed).T
+        gaps = np.sqrt(((top[:, None] - top[None]) ** 2).sum(-1))
+        np.fill_diagonal(gaps, np.inf)
+        print(f"{folder.name}: {len(a.z)} anchors, their models {100 * a.accuracy.mean():.1f} %, "
+              f"top 30 % {100 * a.accuracy[a.accuracy >= np.quantile(a.accuracy, 0.7)].mean():.1f} %")  # fmt: skip
+        for name, z in points.items():
+            near = np.sqrt(((z[:, None] - top[None]) ** 2).sum(-1))
+            near = gaps.min(1) if z is top else near.min(1)
+            acc = accuracies(zoo, decode(rep, z))
+            print(f"  {name:28s} decoded {100 * acc.mean():5.1f} %  nearest top anchor {near.mean():.2f}")
 
 
 def collect(folders: list[Path]) -> None:
