@@ -154,7 +154,7 @@ def generate(spec, store, overrides, dry_run, as_json, limit, sample, address, m
     """
     from .plan import plan
     from .run import generate as run_generate
-    from .run import recorded_grouping, runs_on_cluster
+    from .run import recorded_grouping, runs_on_cluster, uses_ray
     from .spec import load_spec
 
     if executor == "local":
@@ -172,9 +172,8 @@ def generate(spec, store, overrides, dry_run, as_json, limit, sample, address, m
                         recorded=None if restart else recorded_grouping(zoo_dir))  # fmt: skip
         summary = the_plan.summary()
         if not no_estimate:
-            local_ray = not runs_on_cluster(executor, address) and (
-                executor == "ray" or (executor == "auto"
-                                      and (len(the_plan.tasks) > 1 or max_workers is not None)))  # fmt: skip
+            local_ray = not runs_on_cluster(executor, address) and uses_ray(
+                executor, address, len(the_plan.tasks), max_workers)
             summary["estimate"] = _estimate(the_plan, max_workers, local_ray)
         if as_json:
             click.echo(json.dumps(summary, indent=2, default=str))
@@ -309,15 +308,11 @@ def status(zoo: Path) -> None:
             click.echo(f"  ... and {len(bad) - 10} more (see models.parquet)")
     if done < planned:
         click.echo("resume         run the same `modelzoo generate` command again")
-    damaged = []  # a stat per shard, as open_zoo does: a missing or truncated shard shows here too
-    for shard in manifest["shards"]:
-        path = zoo / shard["path"]
-        size = path.stat().st_size if path.is_file() else None
-        if size is None or ("bytes" in shard and size != shard["bytes"]):
-            found = "missing" if size is None else f"{size} bytes"
-            damaged.append(f"{shard['path']}: {found}, the manifest says {shard.get('bytes')}")
-    for line in damaged:
-        click.echo(f"damaged: {line}", err=True)
+    from .store.reader import shard_problems
+
+    damaged = shard_problems(zoo, manifest["shards"])  # the check open_zoo makes
+    for shard, problem in damaged:
+        click.echo(f"damaged: {shard.relative_to(zoo)}: {problem}", err=True)
     if damaged:
         click.echo(f"{zoo}: {len(damaged)} damaged shard(s); run `modelzoo verify {zoo}`", err=True)
         raise SystemExit(1)

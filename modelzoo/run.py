@@ -39,6 +39,14 @@ def runs_on_cluster(executor: str, address: str | None) -> bool:
     return executor in ("ray", "auto") and bool(address or os.environ.get("RAY_ADDRESS"))
 
 
+def uses_ray(executor: str, address: str | None, tasks: int, max_workers: int | None) -> bool:
+    """'auto' trains in this process unless there is a cluster, several tasks, or --max-workers
+    (which only means something to Ray)."""
+    if executor != "auto":
+        return executor == "ray"
+    return runs_on_cluster(executor, address) or tasks > 1 or max_workers is not None
+
+
 def default_store() -> Path:
     return Path(os.environ.get(STORE_ENV, DEFAULT_STORE))
 
@@ -345,11 +353,7 @@ def _train_missing(the_plan, writer: ZooWriter, started: float, address, max_wor
     gpus = execution["gpus_per_task"]
     if gpus == 0 and todo[0].device.startswith("cuda"):
         gpus = 1.0  # a CUDA task without a GPU share would see no device: one task per GPU
-    use_ray = executor == "ray" or (
-        executor == "auto" and (runs_on_cluster(executor, address) or len(todo) > 1)
-    )
-    if executor == "auto" and not use_ray and max_workers is not None:
-        use_ray = True  # --max-workers only means something to Ray
+    use_ray = uses_ray(executor, address, len(todo), max_workers)
     report.executor = "ray" if use_ray else "local"
     if use_ray:
         pool = RayExecutor(address, max_workers, execution["cpus_per_task"], gpus,

@@ -107,6 +107,24 @@ def committed_rows(
     return models, metrics, pending
 
 
+MISSING = "missing"
+
+
+def shard_problems(path: Path, shards: Sequence[dict]) -> list[tuple[Path, str]]:
+    """Listed shards that are absent (``MISSING``) or not the byte size the manifest recorded: a
+    stat per shard, no hashing (``modelzoo verify`` checks contents)."""
+    problems = []
+    for entry in shards:
+        shard = fmt.safe_member(path, entry["path"])
+        if not shard.is_file():
+            problems.append((shard, MISSING))
+            continue
+        expected, size = entry.get("bytes"), shard.stat().st_size
+        if isinstance(expected, int) and size != expected:
+            problems.append((shard, f"{size} bytes, the manifest says {expected}"))
+    return problems
+
+
 def damaged(path: Path, detail: object) -> StoreError:
     return StoreError(f"{path}: damaged or truncated shard ({detail}); run `modelzoo verify`")
 
@@ -449,17 +467,13 @@ class ZooFiles:
         )
 
     def _check_shard_files(self, path: Path, shards: Sequence[dict]) -> None:
-        """Every listed shard is there with the byte size the manifest recorded (a stat per
-        shard, no hashing: ``modelzoo verify`` checks contents), so a missing or truncated shard
-        is found at open time, not at the first read of its weights."""
-        for entry in shards:
-            shard = fmt.safe_member(path, entry["path"])
-            if not shard.is_file():
+        """A missing or truncated shard is found at open time, not at the first read of its
+        weights."""
+        for shard, problem in shard_problems(path, shards)[:1]:
+            if problem == MISSING:
                 raise StoreError(f"{shard}: shard listed in {fmt.MANIFEST} is missing; run "
                                  "`modelzoo verify`")  # fmt: skip
-            expected = entry.get("bytes")
-            if isinstance(expected, int) and shard.stat().st_size != expected:
-                raise damaged(shard, f"{shard.stat().st_size} bytes, the manifest says {expected}")
+            raise damaged(shard, problem)
 
     def plan(self) -> ArchitecturePlan:
         """The architecture plan of the manifest's architecture and input, checked against the
