@@ -13,6 +13,14 @@ from .errors import ModelZooError
 
 EXIT_USAGE = 2
 
+# what Ctrl-C leaves behind, per command (the others write their output only when complete)
+INTERRUPTED = {
+    "generate": "finished models are stored; rerun the same command to resume",
+    "train-ae": "the last checkpoint is kept in OUT.partial; rerun the same command to resume",
+    "sample": "nothing was kept (OUT.partial is removed; sampling starts over); run it again",
+}
+INTERRUPTED_OTHERS = "before it finished; run the same command again"
+
 
 class ZooGroup(click.Group):
     """Turns ModelZooError (bad spec, damaged zoo, missing data) into one line and exit code 2."""
@@ -24,8 +32,8 @@ class ZooGroup(click.Group):
             click.echo(f"error: {error}", err=True)
             ctx.exit(EXIT_USAGE)
         except KeyboardInterrupt:
-            click.echo("interrupted: finished models are stored; rerun the same command to resume",
-                       err=True)  # fmt: skip
+            said = INTERRUPTED.get(ctx.invoked_subcommand or "", INTERRUPTED_OTHERS)
+            click.echo(f"interrupted: {said}", err=True)
             ctx.exit(130)
 
 
@@ -42,6 +50,7 @@ def main() -> None:
       modelzoo verify storage/tetris_seed      # checksums, shapes, tables
       modelzoo spec list                       # the bundled specs from the papers
 
+    \b
     The science on a zoo:
     modelzoo train-ae storage/tetris_seed --out runs/ecd     # hyper-representations
     modelzoo probe storage/tetris_seed                       # what the weights know
@@ -394,6 +403,8 @@ def info(zoo: Path, as_json: bool, epoch_rows: str) -> None:
     shape = "x".join(map(str, summary["input_shape"]))
     status = ", ".join(f"{k} {v}" for k, v in sorted(summary["status"].items())) or "none"
     click.echo(f"zoo            {summary['name']} ({summary['path']})")
+    if summary["description"]:
+        click.echo(f"about          {summary['description']}")
     click.echo(f"models         {summary['models']} of {summary['planned']} planned ({status})")
     click.echo(f"size           {summary['bytes'] / 2**20:.2f} MiB in {summary['shards']} shard(s)")
     click.echo(f"dataset        {summary['dataset']} {shape}, {summary['num_classes']} classes")

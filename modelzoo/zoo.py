@@ -388,6 +388,8 @@ class Zoo:
         return {
             "name": self.name,
             "path": str(self.path),
+            "description": str(self.manifest["spec"].get("description") or ""),
+            "source": self.manifest["spec"].get("source"),  # e.g. a sample's run and method
             "models": len(self),
             "planned": int(self.manifest.get("counts", {}).get("planned", len(self))),
             "bytes": int(sum(p.stat().st_size for p in files if p.exists())),

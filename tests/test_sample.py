@@ -99,6 +99,19 @@ def test_generated_zoo_opens_verifies_and_records_its_source(run, generated):
     assert source["method"] == "kde" and source["n"] == 5 and source["finetune_epochs"] == 1
     assert source["run"] == str(Path(run).resolve())
     assert generated.manifest["layout"] == open_zoo(seed_zoo()).manifest["layout"]
+    from modelzoo.cli import main
+
+    shown = CliRunner().invoke(main, ["info", str(generated.path)]).output
+    assert f"about          5 networks sampled with kde from train-ae run {source['run']}" in shown
+
+
+def test_fine_tuning_on_the_zoos_own_dataset_keeps_its_options():
+    from modelzoo.sample.generate import finetune_dataset
+
+    zoo = open_zoo(seed_zoo())
+    own = zoo.manifest["spec"]["dataset"]
+    assert own["options"]  # the tiny zoo's dataset has non-default options to keep
+    assert finetune_dataset(zoo, own["name"])["options"] == own["options"]
 
 
 def test_report_on_a_tiny_zoo(run, tmp_path):
@@ -141,6 +154,14 @@ def test_report_on_a_tiny_zoo(run, tmp_path):
     (["--anchor-epochs", "99"], "--anchor-epochs: epoch(s) [99] not in the run's embeddings"),
     (["--finetune-data", "mnits"], "unknown dataset 'mnits'"),
     (["--option", "bandwith=0.1"], "--option bandwith: no chosen sampler takes it; valid: bandwidth"),
+    (["--option", "bandwidth=abc"], "sampler kde30: option bandwidth='abc': expected 'scott'"),
+    (["--method", "neigh30"], "sampler neigh30: needs at least 5 anchors, got 2"),
+    (["--method", ","], "--method: no sampler given in ','"),
+    (["--ensemble", "10", "--n", "4"], "--ensemble 10: more than the 4 networks per method"),
+    (["--anchor-epochs", "5-2"], "--anchor-epochs: no epoch given"),
+    (["--min-accuracy", "-5"], "--min-accuracy: expected a test accuracy in [0, 1], got -5"),
+    (["--min-accuracy", "nan"], "--min-accuracy: expected a test accuracy in [0, 1], got nan"),
+    (["--seed", "-5"], "--seed: expected an integer >= 0, got -5"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2_with_nothing_written(run, tmp_path, args, message):
     out = tmp_path / "out"
@@ -157,6 +178,83 @@ def test_missing_run_folder_and_existing_out(run, tmp_path):
     (tmp_path / "taken").mkdir()
     result = CliRunner().invoke(cli(), ["sample", str(run), "--out", str(tmp_path / "taken")])
     assert result.exit_code == 2 and "already exists" in result.output
+
+
+def test_a_damaged_run_folder_is_one_line(run, tmp_path):
+    import shutil
+
+    # (best.safetensors: the run selects the best checkpoint, as train-ae's default)
+    damage = {"embeddings.parquet": None, "best.safetensors": b"not safetensors",
+              "config.yaml": b"model: [\n  oops"}  # fmt: skip
+    for name, content in damage.items():
+        broken = tmp_path / name.replace(".", "_")
+        shutil.copytree(run, broken)
+        if content is None:
+            (broken / name).unlink()
+        else:
+            (broken / name).write_bytes(content)
+        out = tmp_path / f"out_{broken.name}"
+        result = CliRunner().invoke(cli(), ["sample", str(broken), "--out", str(out)])
+        assert result.exit_code == 2, (name, result.output)
+        assert f"{broken / name}: cannot read" in result.output, (name, result.output)
+        assert len(result.output.strip().splitlines()) == 1, (name, result.output)
+        assert not out.exists() and not out.with_name(out.name + ".partial").exists()
+
+
+def test_decode_inverts_the_normalisation_by_an_independent_computation(run):
+    """decode(z) = the decoder's normalised output mapped back per layer, w * std + mean with
+    the train split's statistics in normalization.json (computed here from the raw file and
+    the zoo's layout, not by the project's Normalization)."""
+    from modelzoo.hyperrep import load_autoencoder
+
+    rep = load_autoencoder(run)
+    stats = json.loads((Path(run) / "normalization.json").read_text())
+    assert stats["applied"]  # the ecd preset standardises: the inversion is not the identity
+    z = np.random.default_rng(0).uniform(-0.5, 0.5, (4, rep.latent)).astype(np.float32)
+    with torch.no_grad():
+        normed = rep.tokens.detokenize(rep.model.decode(torch.from_numpy(z))).numpy()
+    expected = normed.astype(np.float64).copy()
+    for slot in open_zoo(seed_zoo()).manifest["layout"]:
+        layer = stats["layers"][slot["name"].rsplit(".", 1)[0]]
+        span = slice(slot["offset"], slot["offset"] + int(np.prod(slot["shape"])))
+        expected[:, span] = normed[:, span] * max(layer["std"], 1e-4) + layer["mean"]
+    np.testing.assert_allclose(rep.decode(z), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_busy_or_failing_out_is_refused_or_cleaned_up(run, tmp_path, monkeypatch):
+    """A second sample on the same --out (another process holds OUT.partial) is refused with
+    the holder's pid; a run that fails midway leaves neither OUT nor OUT.partial."""
+    import subprocess
+    import sys
+
+    from modelzoo.errors import ModelZooError
+    from modelzoo.sample import compare
+
+    busy = tmp_path / "busy"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from modelzoo.store.lock import WriterLock; "
+        f"lock = WriterLock.acquire({str(busy) + '.partial'!r}); print('held', flush=True); "
+        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ModelZooError, match=f"writing this folder \\(pid {holder.pid} "):
+            compare(run, "kde", busy, n=3)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not busy.exists()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("modelzoo.sample.report.build_report", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        compare(run, "kde", tmp_path / "failed", n=3)
+    assert not (tmp_path / "failed").exists() and not (tmp_path / "failed.partial").exists()
+    # and the folder a killed run left (the holder above, kill -9) is taken over and finished
+    monkeypatch.undo()
+    assert compare(run, "kde", busy, n=3) == busy and (busy / "report.md").is_file()
+    assert not (busy / "writer.lock").exists() and not busy.with_name("busy.partial").exists()
 
 
 def test_sequential_runs_sample_their_flattened_token_latents(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -84,6 +85,58 @@ def test_unknown_names_and_options_are_one_clear_error(anchors):
         draw("kde31", z, acc, 3, seed=0)
     with pytest.raises(ModelZooError, match="unknown option 'bandwith'; valid: bandwidth"):
         draw("kde", z, acc, 3, seed=0, bandwith=0.1)
+
+
+@pytest.mark.parametrize("name, options, expected", [
+    ("kde", {"bandwidth": "abc"}, "option bandwidth='abc': expected 'scott', 'silverman' or a "
+                                  "number > 0"),
+    ("kde30", {"bandwidth": -1}, "option bandwidth=-1: expected 'scott'"),
+    ("gan", {"steps": "abc"}, "option steps='abc': expected an integer >= 1"),
+    ("gan30", {"steps": 0}, "option steps=0: expected an integer >= 1"),
+    ("pca-kde", {"components": 0}, "option components=0: expected an integer >= 1"),
+    ("pca-kde", {"components": 2.5}, "option components=2.5: expected an integer >= 1"),
+    ("uniform", {"low": "x"}, "option low='x': expected a number, or null"),
+    ("uniform", {"low": 1, "high": 0}, "options low=1, high=0: expected low < high"),
+    ("counterfactual", {"candidates": 0}, "option candidates=0: expected an integer >= 1"),
+    ("neigh", {"dims": 0}, "option dims=0: expected an integer >= 1"),
+    ("neigh30", {"neighbors": True}, "option neighbors=True: expected an integer >= 2"),
+])  # fmt: skip
+def test_bad_option_values_are_one_clear_error(anchors, name, options, expected):
+    z, acc = anchors
+    with pytest.raises(ModelZooError, match=re.escape(f"sampler {name}: {expected}")):
+        draw(name, z, acc, 3, seed=0, **options)
+
+
+def test_umap_samplers_refuse_fewer_anchors_than_their_map_needs():
+    """UMAP's inverse transform triangulates the 3-D map: 5 points at least (Qhull otherwise)."""
+    rng = np.random.default_rng(5)
+    z, acc = rng.normal(size=(12, 4)), rng.random(12)
+    message = "sampler neigh30: needs at least 5 anchors, got 4 (its best 30% of 12)"
+    with pytest.raises(ModelZooError, match=re.escape(message)):
+        draw("neigh30", z, acc, 3, seed=0)
+    with pytest.raises(ModelZooError, match=re.escape("needs at least 4 anchors, got 3")):
+        draw("neigh", z[:3], acc[:3], 3, seed=0, dims=2)
+
+
+@pytest.mark.parametrize("factor", [0.1, 1.0])
+def test_the_bandwidth_option_sets_the_kernel_width(factor):
+    """A Gaussian KDE with scipy's factor f draws x_i + f * s * eps (s: the anchors' std,
+    ddof 1), so its draws have variance var(x) + f^2 s^2; Scott's rule (f = 500^-0.2 = 0.29)
+    would give 1.08 var(x), between the two cases."""
+    anchors = np.random.default_rng(6).normal(0, 1, (500, 1))
+    drawn = draw("kde", anchors, np.zeros(500), 40_000, seed=0, bandwidth=factor)[:, 0]
+    expected = anchors.var() + factor**2 * anchors.var(ddof=1)
+    assert drawn.var() == pytest.approx(expected, rel=0.02)
+
+
+def test_method_lists_drop_repeats_and_refuse_empty_ones():
+    from modelzoo.sample.api import methods_of
+
+    assert methods_of(" kde, kde30,kde ") == ["kde", "kde30"]
+    assert methods_of("all") == list_samplers()
+    for empty in ("", ",", " , "):
+        with pytest.raises(ModelZooError, match="--method: no sampler given"):
+            methods_of(empty)
 
 
 def test_mann_whitney_and_common_language_effect_size_by_brute_force():

@@ -80,7 +80,7 @@ def test_second_writer_is_refused_at_once_with_one_line(tiny_spec: Path, tmp_pat
         assert done.returncode == 2
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
-        assert lines[0].startswith(f"error: {zoo}: another `modelzoo generate` is writing this zoo")
+        assert lines[0].startswith(f"error: {zoo}: another modelzoo process is writing this folder")
         assert (
             f"pid {os.getpid()} on {socket.gethostname()}, since {held.holder.started}" in lines[0]
         )

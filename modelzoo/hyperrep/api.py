@@ -32,6 +32,14 @@ class HyperRepresentation:
 
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
         self.run_dir = folder.check_run_dir(Path(run_dir))
+        try:
+            self._load(device)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # edited or mixed files
+            what = " ".join(repr(error).split())[:300]
+            raise ModelZooError(f"{self.run_dir}: damaged run folder (config, weights and "
+                                f"normalisation do not fit together): {what}") from None  # fmt: skip
+
+    def _load(self, device: str) -> None:
         self.config: dict[str, Any] = folder.read_yaml(self.run_dir / folder.CONFIG)
         zoo = self.config["zoo"]
         self.plan = plan_architecture(
@@ -64,12 +72,12 @@ class HyperRepresentation:
     def embeddings(self) -> pd.DataFrame:
         """model_id, epoch, split, z_0..z_{L-1}: every recorded state of the zoo."""
         if self._embeddings is None:
-            self._embeddings = pd.read_parquet(self.run_dir / folder.EMBEDDINGS)
+            self._embeddings = folder.read_parquet(self.run_dir / folder.EMBEDDINGS)
         return self._embeddings
 
     @property
     def log(self) -> pd.DataFrame:
-        return pd.read_parquet(self.run_dir / folder.LOG)
+        return folder.read_parquet(self.run_dir / folder.LOG)
 
     def _check(self, flat: np.ndarray) -> np.ndarray:
         flat = np.asarray(flat, dtype=np.float32)

@@ -84,18 +84,31 @@ def write_parquet(path: Path, frame) -> None:
     _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
-    except (OSError, ValueError, RuntimeError) as error:
-        raise ModelZooError(f"{path}: cannot read autoencoder weights: {error}") from None
+    except Exception as error:  # safetensors raises its own SafetensorError on a damaged file
+        raise ModelZooError(f"{path}: cannot read autoencoder weights: {_one_line(error)}") from None
+
+
+def read_parquet(path: Path):
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as error:  # missing, truncated or not Parquet: pyarrow's errors vary
+        raise ModelZooError(f"{path}: cannot read: {_one_line(error)}") from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        raise ModelZooError(f"{path}: cannot read: {error}") from None
+        raise ModelZooError(f"{path}: cannot read: {_one_line(error)}") from None
     if not isinstance(loaded, dict):
         raise ModelZooError(f"{path}: expected a mapping")
     return loaded
@@ -105,7 +118,7 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ModelZooError(f"{path}: cannot read: {error}") from None
+        raise ModelZooError(f"{path}: cannot read: {_one_line(error)}") from None
 
 
 def check_run_dir(run_dir: Path) -> Path:

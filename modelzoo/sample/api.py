@@ -4,9 +4,11 @@ against the baselines (training from scratch, the zoo's own models, reconstructi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import numpy as np
 
 from ..errors import ModelZooError
 from . import generate as gen
-from .samplers import draw, get_sampler, list_samplers
+from .samplers import check_anchor_count, check_options, draw, get_sampler, list_samplers
 
 
 @dataclasses.dataclass
@@ -32,8 +34,15 @@ class Settings:
     def check(self) -> None:
         if self.n < 1:
             raise ModelZooError(f"--n: expected at least 1 network, got {self.n}")
+        if self.seed < 0:
+            raise ModelZooError(f"--seed: expected an integer >= 0, got {self.seed}")
         if self.finetune_epochs < 0:
             raise ModelZooError(f"--finetune-epochs: expected >= 0, got {self.finetune_epochs}")
+        if self.anchor_epochs is not None and len(self.anchor_epochs) == 0:
+            raise ModelZooError("--anchor-epochs: no epoch given (FIRST-LAST needs FIRST <= LAST)")
+        m = self.min_accuracy
+        if m is not None and not (isinstance(m, int | float) and 0 <= m <= 1):
+            raise ModelZooError(f"--min-accuracy: expected a test accuracy in [0, 1], got {m}")
 
 
 @dataclasses.dataclass
@@ -70,6 +79,17 @@ class Context:
         first = settings.seed * 100_000 + gen.SEED_BASE
         self.seeds = list(range(first, first + settings.n))
 
+    def options_for(self, method: str) -> dict[str, Any]:
+        """The --option values that ``method`` takes (a list of methods shares one set)."""
+        known = get_sampler(method).options
+        return {k: v for k, v in self.settings.options.items() if k in known}
+
+    def check_methods(self, methods: list[str]) -> None:
+        """Every method's options and anchor count, before anything is drawn or written."""
+        for method in methods:
+            check_options(method, self.options_for(method))
+            check_anchor_count(method, len(self.anchors.z), self.options_for(method))
+
     def provenance(self, method: str) -> dict[str, Any]:
         s = self.settings
         return {"tool": "modelzoo sample", "run": str(Path(self.rep.run_dir).resolve()),
@@ -89,9 +109,7 @@ class Context:
     def generate(self, method: str, name: str) -> Generated:
         """Draw, decode and evaluate (and fine-tune) ``n`` networks of ``method``."""
         s, a = self.settings, self.anchors
-        info = get_sampler(method)
-        options = {k: v for k, v in s.options.items() if k in info.options}
-        z = draw(method, a.z, a.accuracy, s.n, s.seed, **options)
+        z = draw(method, a.z, a.accuracy, s.n, s.seed, **self.options_for(method))
         weights = gen.decode(self.rep, z)
         spec, runs = self.runs_for(name, self.seeds, self.provenance(method))
         results = gen.train_from(runs, self.data, weights, s.finetune_epochs, self.engine)
@@ -130,11 +148,10 @@ def sample(run: Any, method: str, n: int = 100, *, out: str | Path | None = None
 
     ``settings``: anchor_epochs, min_accuracy, finetune_epochs, finetune_data, options (the
     sampler's options, e.g. ``{"bandwidth": 0.1}``)."""
-    valid = get_sampler(method).options
-    for key in settings.get("options") or {}:
-        if key not in valid:
-            raise ModelZooError(f"sampler {method}: unknown option {key!r}; valid: "
-                                f"{', '.join(valid) or 'none'}")  # fmt: skip
+    if method == "all" or "," in method:
+        raise ModelZooError(f"sample: one method per call, got {method!r}; compare() runs several "
+                            "into one report")  # fmt: skip
+    check_options(method, settings.get("options") or {})
     unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(Settings)})
     if unknown:
         raise ModelZooError(f"sample: unknown setting {unknown[0]!r}")
@@ -142,14 +159,22 @@ def sample(run: Any, method: str, n: int = 100, *, out: str | Path | None = None
     if out.exists():
         raise ModelZooError(f"--out {out}: already exists; choose a new folder")
     ctx = Context(run, Settings(n=int(n), seed=int(seed), **settings), zoo, data_dir)
+    ctx.check_methods([method])
     return write(ctx.generate(method, zoo_name(out)), ctx, out)
 
 
 def methods_of(method: str) -> list[str]:
-    """``all`` or a comma-separated list of sampler names, each checked."""
-    names = list_samplers() if method == "all" else [m.strip() for m in method.split(",") if m]
+    """``all`` or a comma-separated list of sampler names, each checked, repeats dropped."""
+    if method.strip() == "all":
+        return list_samplers()
+    names = list(dict.fromkeys(m.strip() for m in method.split(",") if m.strip()))
+    if not names:
+        raise ModelZooError(f"--method: no sampler given in {method!r}; choose one of: "
+                            f"{', '.join(list_samplers())}, all")  # fmt: skip
     for name in names:
-        get_sampler(name)
+        if name not in list_samplers():
+            raise ModelZooError(f"--method: unknown sampler {name!r}; choose one of: "
+                                f"{', '.join(list_samplers())}, all")  # fmt: skip
     return names
 
 
@@ -168,21 +193,46 @@ def compare(run: Any, method: str, out: str | Path, n: int = 100, *, seed: int =
         if key not in known:
             raise ModelZooError(f"--option {key}: no chosen sampler takes it; valid: "
                                 f"{', '.join(sorted(known)) or 'none'}")  # fmt: skip
+    if int(ensemble) > int(n):
+        raise ModelZooError(f"--ensemble {ensemble}: more than the {n} networks per method (--n)")
     out = Path(out)
     if out.exists():
         raise ModelZooError(f"--out {out}: already exists; choose a new folder")
     ctx = Context(run, Settings(n=int(n), seed=int(seed), **settings), zoo, data_dir)
-    work = out.with_name(out.name + ".partial")
-    if work.exists():
-        import shutil
-
-        shutil.rmtree(work)
-    (work / "zoos").mkdir(parents=True)
-    generated = []
-    for name in tqdm(methods, desc="samplers", disable=not progress):
-        g = ctx.generate(name, name)
-        gen.write_zoo(work / "zoos" / name, g.spec, g.runs, g.results, ctx.zoo, g.dataset)
-        generated.append(g)
-    build_report(work, ctx, generated, baselines(ctx), int(ensemble))
-    os.replace(work, out)
+    ctx.check_methods(methods)
+    with claimed(out) as work:
+        generated = []
+        for name in tqdm(methods, desc="samplers", disable=not progress):
+            g = ctx.generate(name, name)
+            gen.write_zoo(work / "zoos" / name, g.spec, g.runs, g.results, ctx.zoo, g.dataset)
+            generated.append(g)
+        build_report(work, ctx, generated, baselines(ctx), int(ensemble))
     return out
+
+
+@contextlib.contextmanager
+def claimed(out: Path) -> Iterator[Path]:
+    """``out.partial``, held by this process (the store's writer lock: a second ``sample`` on the
+    same --out is refused with the holder's pid), emptied of a killed run's leftovers, renamed to
+    ``out`` when the block completes and removed when it fails or is interrupted."""
+    import shutil
+
+    from ..store.lock import LOCK_FILE, WriterLock
+
+    work = out.with_name(out.name + ".partial")
+    lock = WriterLock.acquire(work)
+    try:
+        if out.exists():  # finished by another process since the check above
+            raise ModelZooError(f"--out {out}: already exists; choose a new folder")
+        for stale in work.iterdir():
+            if stale.name != LOCK_FILE:
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        (work / "zoos").mkdir()
+        yield work
+        os.replace(work, out)  # still locked while it moves: nobody empties it under us
+        (out / LOCK_FILE).unlink()
+        lock.release()
+    except BaseException:
+        lock.release()
+        shutil.rmtree(work, ignore_errors=True)
+        raise

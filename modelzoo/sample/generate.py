@@ -170,7 +170,9 @@ def finetune_dataset(zoo: Any, name: str | None) -> dict | None:
         return None
     from ..data import DataConfig, input_shape, num_classes
 
-    section = {**zoo.manifest["spec"]["dataset"], "name": name, "options": {}}
+    own = zoo.manifest["spec"]["dataset"]
+    options = own.get("options", {}) if name == own["name"] else {}  # the zoo's own: its settings
+    section = {**own, "name": name, "options": options}
     shape = input_shape(DataConfig.from_section(section))
     classes = num_classes(name)
     if tuple(shape) != tuple(zoo.input_shape) or classes != zoo.num_classes:

@@ -113,7 +113,7 @@ def build_report(work: Path, ctx: Any, generated: list, base: dict, ensemble: in
     summary.to_csv(work / "report.csv", index=False)
     pd.DataFrame(diversity).to_csv(work / "diversity.csv", index=False)
     (work / "settings.json").write_text(json.dumps(
-        {**ctx.provenance("all"), "methods": [g.method for g in generated],
+        {**ctx.provenance(",".join(g.method for g in generated)), "methods": [g.method for g in generated],
          "ensemble": ensemble, "fidelity": base["fidelity"]}, indent=2, default=str) + "\n")  # fmt: skip
     (work / "report.md").write_text(markdown(ctx, summary, pd.DataFrame(diversity),
                                              base["fidelity"]), encoding="utf-8")  # fmt: skip

@@ -37,16 +37,93 @@ class SamplerInfo:
     paper: str
     top: float | None  # fraction of anchors kept by accuracy (kde30, neigh30, gan30), else None
     options: dict[str, Any] = field(default_factory=dict)  # option -> default
+    needs: Callable[[dict[str, Any]], int] | None = None  # options -> fewest anchors it can use
+
+    def min_anchors(self, options: dict[str, Any]) -> int:
+        return 2 if self.needs is None else max(2, self.needs({**self.options, **options}))
 
 
 SAMPLERS: dict[str, SamplerInfo] = {}
 
 
-def register_sampler(name: str, paper: str, top: float | None = None, **options: Any):
-    """Decorator: add ``fn`` to the registry under ``name`` with its option defaults."""
+def _integer(low: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        return None if ok else f"an integer >= {low}"
+
+    return check
+
+
+def _bandwidth(value: Any) -> str | None:
+    if value in ("scott", "silverman"):
+        return None
+    ok = _is_number(value) and value > 0
+    return None if ok else "'scott', 'silverman' or a number > 0 (scipy's bw_method)"
+
+
+def _components(value: Any) -> str | None:
+    ok = _is_number(value) and (0 < value < 1 or (value >= 1 and float(value).is_integer()))
+    return None if ok else "an integer >= 1 (components) or a fraction in (0, 1) (variance kept)"
+
+
+def _bound(value: Any) -> str | None:
+    return None if value is None or _is_number(value) else "a number, or null for the anchors' range"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+# what each option must be (checked before anything is loaded or drawn)
+OPTION_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "bandwidth": _bandwidth, "candidates": _integer(1), "components": _components,
+    "neighbors": _integer(2), "dims": _integer(1), "steps": _integer(1), "batch": _integer(1),
+    "noise": _integer(1), "low": _bound, "high": _bound,
+}  # fmt: skip
+
+
+def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for sampler ``name`` with its defaults filled in, or one clear error."""
+    info = get_sampler(name)
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        raise ModelZooError(f"sampler {name}: unknown option {unknown[0]!r}; valid: "
+                            f"{', '.join(info.options) or 'none'}")  # fmt: skip
+    merged = {**info.options, **options}
+    for key, value in options.items():
+        expected = OPTION_CHECKS[key](value)
+        if expected:
+            raise ModelZooError(f"sampler {name}: option {key}={value!r}: expected {expected}")
+    low, high = merged.get("low"), merged.get("high")
+    if low is not None and high is not None and not low < high:
+        raise ModelZooError(f"sampler {name}: options low={low!r}, high={high!r}: expected low < high")
+    return merged
+
+
+def anchors_used(name: str, count: int) -> int:
+    """How many of ``count`` anchors sampler ``name`` draws around (its top fraction, if any)."""
+    top = get_sampler(name).top
+    return count if top is None else max(2, int(np.ceil(top * count)))
+
+
+def check_anchor_count(name: str, count: int, options: dict[str, Any]) -> None:
+    """One clear error when ``count`` anchors are too few for sampler ``name``."""
+    info, used = get_sampler(name), anchors_used(name, count)
+    need = info.min_anchors(options)
+    if min(used, count) < need:
+        kept = f" (its best {info.top:.0%} of {count})" if info.top is not None else ""
+        raise ModelZooError(f"sampler {name}: needs at least {need} anchors, got "
+                            f"{min(used, count)}{kept}; widen --anchor-epochs or lower "
+                            "--min-accuracy")  # fmt: skip
+
+
+def register_sampler(name: str, paper: str, top: float | None = None,
+                     needs: Callable[[dict[str, Any]], int] | None = None, **options: Any):  # fmt: skip
+    """Decorator: add ``fn`` to the registry under ``name`` with its option defaults (``needs``:
+    the fewest anchors it works with, given its options; default 2)."""
 
     def add(fn: Sampler) -> Sampler:
-        SAMPLERS[name] = SamplerInfo(name, fn, paper, top, options)
+        SAMPLERS[name] = SamplerInfo(name, fn, paper, top, options, needs)
         return fn
 
     return add
@@ -59,7 +136,7 @@ def list_samplers() -> list[str]:
 def get_sampler(name: str) -> SamplerInfo:
     if name not in SAMPLERS:
         raise ModelZooError(f"--method: unknown sampler {name!r}; choose one of: "
-                            f"{', '.join(SAMPLERS)}, all")  # fmt: skip
+                            f"{', '.join(SAMPLERS)}")  # fmt: skip
     return SAMPLERS[name]
 
 
@@ -68,26 +145,21 @@ def draw(name: str, anchors: np.ndarray, accuracy: np.ndarray, n: int, seed: int
     """``n`` embeddings from sampler ``name`` (float32 ``[n, L]``); options unknown to it are
     refused, missing ones take the registry's defaults."""
     info = get_sampler(name)
-    unknown = sorted(set(options) - set(info.options))
-    if unknown:
-        raise ModelZooError(f"sampler {name}: unknown option {unknown[0]!r}; valid: "
-                            f"{', '.join(info.options) or 'none'}")  # fmt: skip
+    merged = check_options(name, options)
     anchors = np.asarray(anchors, dtype=np.float64)
     accuracy = np.asarray(accuracy, dtype=np.float64)
     if anchors.ndim != 2 or len(anchors) != len(accuracy):
         raise ModelZooError(f"sampler {name}: anchors must be [A, L] with one accuracy each")
+    check_anchor_count(name, len(anchors), options)
     if info.top is not None:
         anchors = top_fraction(anchors, accuracy, info.top)
-    if len(anchors) < 2:
-        raise ModelZooError(f"sampler {name}: needs at least 2 anchors, got {len(anchors)}; "
-                            "widen the epoch window or lower the accuracy threshold")  # fmt: skip
-    out = info.fn(anchors, int(n), int(seed), **{**info.options, **options})
+    out = info.fn(anchors, int(n), int(seed), **merged)
     return np.asarray(out, dtype=np.float32).reshape(int(n), anchors.shape[1])
 
 
 def top_fraction(anchors: np.ndarray, accuracy: np.ndarray, fraction: float) -> np.ndarray:
     """The anchors of the best ``fraction`` by accuracy (at least 2; ties broken by order)."""
-    keep = max(2, int(np.ceil(fraction * len(anchors))))
+    keep = min(len(anchors), max(2, int(np.ceil(fraction * len(anchors)))))
     order = np.argsort(-accuracy, kind="stable")[:keep]
     return anchors[np.sort(order)]
 
@@ -156,7 +228,12 @@ def pca_kde(anchors: np.ndarray, n: int, seed: int, components: float = 32,
 # --------------------------------------------------------------------------- UMAP neighbourhood
 
 
-@register_sampler("neigh", "seed 003 S_Neigh", neighbors=15, dims=3)
+def _umap_needs(options: dict[str, Any]) -> int:
+    """UMAP's inverse transform triangulates its ``dims``-D map: dims + 2 points at least."""
+    return int(options["dims"]) + 2
+
+
+@register_sampler("neigh", "seed 003 S_Neigh", needs=_umap_needs, neighbors=15, dims=3)
 def neigh(anchors: np.ndarray, n: int, seed: int, neighbors: int = 15, dims: int = 3) -> np.ndarray:
     """Uniform in the bounding box of a ``dims``-D UMAP of the anchors, mapped back by UMAP's
     inverse transform (umap-learn)."""
@@ -169,7 +246,8 @@ def neigh(anchors: np.ndarray, n: int, seed: int, neighbors: int = 15, dims: int
     return reducer.inverse_transform(points)
 
 
-register_sampler("neigh30", "seed 003 S_Neigh30", top=0.3, neighbors=15, dims=3)(neigh)
+register_sampler("neigh30", "seed 003 S_Neigh30", top=0.3, needs=_umap_needs, neighbors=15,
+                 dims=3)(neigh)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- latent GAN
@@ -213,7 +291,7 @@ def gan(anchors: np.ndarray, n: int, seed: int, steps: int = 2000, batch: int = 
 
 
 def _train_gan(torch, generator, discriminator, gen, anchors, n, steps, batch, noise):
-    data = torch.as_tensor(anchors, dtype=torch.float32)
+    data = torch.tensor(np.array(anchors, dtype=np.float32))
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     softplus = torch.nn.functional.softplus

@@ -191,8 +191,8 @@ def _refusal(zoo_dir: Path, holder: Holder, me: Holder) -> str:
     if holder.host != me.host:
         return (f"{zoo_dir}: another modelzoo writer holds this zoo ({who}); if that process is "
                 f"gone, delete {zoo_dir / LOCK_FILE}")  # fmt: skip
-    return (f"{zoo_dir}: another `modelzoo generate` is writing this zoo ({who}); wait for it to "
-            "finish or stop it, then run this command again to resume")  # fmt: skip
+    return (f"{zoo_dir}: another modelzoo process is writing this folder ({who}); wait for it "
+            "to finish or stop it, then run this command again")  # fmt: skip
 
 
 def _remove_stale(path: Path, stale: Holder | None) -> None:
