@@ -52,11 +52,11 @@ def main() -> None:
 
     \b
     The science on a zoo:
-    modelzoo train-ae storage/tetris_seed --out runs/ecd     # hyper-representations
-    modelzoo probe storage/tetris_seed                       # what the weights know
-    modelzoo fidelity storage/tetris_seed                    # beside the paper's zoo
-    modelzoo sample runs/ecd --method kde30 --out samples/   # new networks, with a report
-    modelzoo publish storage/tetris_seed --out pub/          # zoo card, Croissant, sums
+      modelzoo train-ae storage/tetris_seed --out runs/ecd     # hyper-representations
+      modelzoo probe storage/tetris_seed                       # what the weights know
+      modelzoo fidelity storage/tetris_seed                    # beside the paper's zoo
+      modelzoo sample runs/ecd --method kde30 --out samples/   # new networks, with a report
+      modelzoo publish storage/tetris_seed --out pub/          # zoo card, Croissant, sums
 
     In Python: `from modelzoo import open_zoo` (see docs/api.md).
     """
