@@ -81,7 +81,9 @@ def test_embeddings_cover_every_recorded_state_with_the_zoos_splits(run):
 
 
 def test_decode_inverts_the_normalisation():
-    """decode(encode(w)) equals the trainer's own reconstruction mapped back to raw weights."""
+    """The trainer's reconstruction path (tokenize, encode, decode, detokenize, invert) agrees
+    with its own ``reconstruct``; ``HyperRepresentation.decode`` against an independent inversion
+    from normalization.json: tests/test_sample.py."""
     zoo = open_zoo(seed_zoo())
     config = build_config("ecd", overrides=[f"{s}.{k}={v}" for s, keys in TINY.items()
                                             for k, v in keys.items()])  # fmt: skip
@@ -94,6 +96,85 @@ def test_decode_inverts_the_normalisation():
         again = trainer.plan.detokenize(trainer.model.decode(trainer.model.encode(tokens)))
     assert np.allclose(trainer.norm.invert(again.numpy()), own, atol=1e-5)
     assert trainer.norm.normalized and not np.allclose(trainer.norm.scale, 1.0)
+
+
+def test_the_logged_r2_is_scikit_learns_on_raw_weights_of_the_kept_checkpoint(tmp_path):
+    """r2_test (overall and per layer) = sklearn's variance-weighted R^2 between the test
+    split's raw weights (every stored epoch) and decode(encode(.)) of the final checkpoint."""
+    from sklearn.metrics import r2_score
+
+    settings = {**TINY, "train": {**TINY["train"], "select": "final", "eval_every": 3}}
+    rep = train_autoencoder(seed_zoo(), settings, preset="ed", out=tmp_path / "ed")
+    zoo = open_zoo(seed_zoo())
+    ids = zoo.split([0.5, 0.25, 0.25], 0)["test"]
+    w = zoo.weights(ids, zoo.epochs).reshape(-1, zoo.parameters)
+    rebuilt = rep.decode(rep.encode(w))
+    last = rep.log.iloc[-1]
+    assert rep.config["data"]["normalize"]  # so a normalised-space R^2 would differ
+    assert last["r2_test"] == pytest.approx(
+        r2_score(w, rebuilt, multioutput="variance_weighted"), abs=1e-6)  # fmt: skip
+    for slot in zoo.manifest["layout"]:
+        if slot["name"].endswith(".weight"):
+            layer, size = slot["name"][: -len(".weight")], int(np.prod(slot["shape"]))
+            span = slice(slot["offset"], slot["offset"] + size)
+            if not any(o["name"] == f"{layer}.bias" for o in zoo.manifest["layout"]):
+                expected = r2_score(w[:, span], rebuilt[:, span], multioutput="variance_weighted")
+                assert last[f"r2_test_{layer}"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_embedding_splits_follow_the_split_seed_and_name_unused_models_none(tmp_path):
+    """Rows carry the split training used: the ok models split with data.split_seed; a model
+    left out by data.status=ok (diverged, failed) is "none", never a train anchor."""
+    from test_zoo_helpers import synthetic_zoo
+
+    zoo = open_zoo(synthetic_zoo())
+    settings = {**TINY, "data": {"splits": [0.5, 0.25, 0.25], "split_seed": 3},
+                "train": {**TINY["train"], "epochs": 1}}  # fmt: skip
+    rep = train_autoencoder(synthetic_zoo(), settings, preset="ed", out=tmp_path / "r")
+    ok = zoo.select(status="ok")
+    parts = ok.split([0.5, 0.25, 0.25], 3)
+    assert {k: v.tolist() for k, v in parts.items()} != {
+        k: v.tolist() for k, v in ok.split([0.5, 0.25, 0.25], 0).items()}  # fmt: skip
+    frame = rep.embeddings
+    for split, ids in parts.items():
+        assert set(frame.loc[frame["split"] == split, "model_id"]) == set(ids.tolist())
+    left_out = set(frame.loc[frame["split"] == "none", "model_id"])
+    assert left_out and left_out == set(frame["model_id"]) - set(ok.model_ids.tolist())
+
+
+def test_learning_rate_is_warmup_then_cosine_and_every_step_is_clipped(tmp_path, monkeypatch):
+    """Each optimizer step's lr against the documented schedule (linear warm-up over
+    train.warmup of all steps, then cosine to 0), and the gradient norm after clipping."""
+    import math
+
+    seen_lr, clipped = [], []
+    step, clip = torch.optim.AdamW.step, torch.nn.utils.clip_grad_norm_
+
+    def recording_step(self, *args, **kwargs):
+        seen_lr.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    def recording_clip(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        result = clip(parameters, max_norm, *args, **kwargs)
+        norm = torch.norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None]))
+        clipped.append((max_norm, float(norm)))
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    settings = {**TINY, "train": {**TINY["train"], "epochs": 4, "warmup": 0.25, "clip": 0.05,
+                                  "checkpoint_every": 0}}  # fmt: skip
+    train_autoencoder(seed_zoo(), settings, preset="ed", out=tmp_path / "s")
+    total, peak = len(seen_lr), TINY["train"]["lr"]
+    warm = int(0.25 * total)
+    expected = [peak * (s + 1) / warm if s < warm
+                else peak * 0.5 * (1 + math.cos(math.pi * (s - warm) / (total - warm)))
+                for s in range(total)]  # fmt: skip
+    assert total >= 8 and warm >= 2
+    np.testing.assert_allclose(seen_lr, expected, rtol=1e-12)
+    assert len(clipped) == total and {m for m, _ in clipped} == {0.05}
+    assert max(n for _, n in clipped) <= 0.05 * (1 + 1e-5)
 
 
 def test_resume_after_kill_ends_with_the_same_weights(tmp_path, run):
@@ -178,6 +259,11 @@ def test_cli_lists_presets_with_their_sources():
         (["--set", "data.epochs=[99]"], "data.epochs: epoch(s) [99] are not stored"),
         (["--set", "train.batch_size=1"], "train.batch_size: expected an integer >= 2"),
         (["--device", "gpu"], "--device: expected cpu, cuda or cuda:N"),
+        (["--epochs", "0"], "--epochs: train.epochs: expected an integer >= 1"),
+        (["--set", "data.splits=[1, 0, 0]"], "--set: data.splits: a validation fraction of 0 "
+                                             "leaves train.select=best nothing to choose on"),
+        (["--set", "model.d_model=16", "--set", "model.heads=3"],
+         "--set: model.heads: 3 does not divide model.d_model 16; choose one of: 1, 2, 4, 8, 16"),
     ],
 )
 def test_bad_configs_give_one_line_and_write_nothing(tmp_path, args, message):
@@ -202,7 +288,8 @@ def test_cli_trains_and_refuses_an_existing_run(tmp_path, run):
             "--set", "model.d_model=8", "--set", "model.ff_dim=8", "--set", "train.batch_size=16"]  # fmt: skip
     result = _cli(*args)
     assert result.exit_code == 0, result.output
-    assert "test R^2" in result.output and (out / "embeddings.parquet").is_file()
+    assert "kept the best checkpoint (epoch 1, test R^2 " in result.output
+    assert (out / "embeddings.parquet").is_file()
     again = _cli(*args)
     assert again.exit_code == 2 and "already exists" in again.output
 
@@ -238,3 +325,39 @@ def test_load_autoencoder_of_an_incomplete_folder_is_one_error(tmp_path):
 
     with pytest.raises(ModelZooError, match="not a train-ae run folder: missing config.yaml"):
         load_autoencoder(tmp_path)
+
+
+def test_a_run_folder_missing_its_selected_checkpoint_is_refused(tmp_path, run):
+    """train.select=best: best.safetensors is what embeddings were made from; without it the
+    folder is incomplete (no silent fallback to final.safetensors)."""
+    import shutil
+
+    from modelzoo.errors import ModelZooError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    (copy / "best.safetensors").unlink()
+    with pytest.raises(ModelZooError, match="missing best.safetensors \\(train.select=best\\)"):
+        load_autoencoder(copy)
+
+
+def test_a_finished_runs_config_is_a_config_file_and_auto_is_a_device(tmp_path, run):
+    config = build_config(file=run / "config.yaml", overrides=["train.epochs=1"], device="auto")
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    for section in ("model", "loss", "data", "augment"):
+        assert config[section] == recorded[section], section
+    rep = train_autoencoder(seed_zoo(), config, out=tmp_path / "again")
+    assert rep.config["train"]["device"] == "cpu"  # no GPU here: auto resolved and recorded
+
+
+def test_probe_refuses_a_damaged_embeddings_folder_before_fitting(tmp_path, run):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / "config.yaml").write_text("model: [\n")
+    result = CliRunner().invoke(main, ["probe", str(seed_zoo()), "--features", "W",
+                                       "--embeddings", str(broken), "--quiet"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"{broken / 'config.yaml'}: cannot read" in lines[0], lines

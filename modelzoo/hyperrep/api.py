@@ -8,6 +8,7 @@ inverted inside ``decode``, so both speak the zoo's raw flat layout (``zoo.weigh
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ..tokens import WeightStructure
 from . import folder
 from .autoencoders import build_autoencoder
 from .config import build_config, merge, resolve
-from .data import Normalization, read_states, recorded_pairs
+from .data import Normalization, model_splits, read_states, recorded_pairs
 
 CHUNK = 4096
 
@@ -46,12 +47,12 @@ class HyperRepresentation:
             zoo["architecture"], tuple(zoo["input_shape"]), zoo["num_classes"]
         )
         self.structure = WeightStructure.of(self.plan)
-        self.device = torch.device(device)
+        from ..devices import resolve_device
+
+        self.device = torch.device(resolve_device(device))
         self.model = build_autoencoder(self.config["model"], self.structure)
         self.tokens = type(self.model).token_plan(self.structure, self.config["model"])
-        select = self.config["train"]["select"]
-        path = self.run_dir / (folder.BEST if select == "best" else folder.FINAL)
-        weights = folder.read_tensors(path if path.is_file() else self.run_dir / folder.FINAL)
+        weights = folder.read_tensors(folder.selected_weights(self.run_dir, self.config))
         own = {k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")}
         self.model.load_state_dict(own)
         self.model.to(self.device).eval()
@@ -184,7 +185,9 @@ def run_training(
             f"--out {out}: already exists; choose a new folder (a finished run "
             "is never overwritten)"
         )
-    check_device_here(resolve_device(config["train"]["device"]))
+    config = {**config, "train": {**config["train"],
+                                  "device": resolve_device(config["train"]["device"])}}  # fmt: skip
+    check_device_here(config["train"]["device"])
     epochs = epoch_window(zoo, config["data"]["epochs"])
     record = {
         "format": folder.FORMAT,
@@ -242,15 +245,13 @@ def finish(trainer: Any, zoo: Any, work: Path) -> None:
     log = pd.DataFrame(trainer.log)
     folder.curves(work / folder.CURVES, log)
     config = trainer.config
-    select = config["train"]["select"]
-    path = work / (
-        folder.BEST if select == "best" and (work / folder.BEST).is_file() else folder.FINAL
-    )
-    weights = folder.read_tensors(path)
+    if config["train"]["select"] == "best" and not (work / folder.BEST).is_file():
+        shutil.copyfile(work / folder.FINAL, work / folder.BEST)  # no finite validation loss
+    weights = folder.read_tensors(folder.selected_weights(work, config))
     trainer.modules.load_state_dict(weights)
     trainer.modules.eval()
-    split_of = {}
-    for name, ids in zoo.split(config["data"]["splits"], config["data"]["split_seed"]).items():
+    split_of = {}  # the splits training used: models it left out (data.status) are "none"
+    for name, ids in model_splits(zoo, config["data"]).items():
         split_of.update(dict.fromkeys(ids.tolist(), name))
     pairs = recorded_pairs(zoo, zoo.model_ids, zoo.epochs)
     rows = []

@@ -33,7 +33,7 @@ import click
     "parsed as YAML). Every key with its default: docs/hyperrep.md, section Config.",
 )
 @click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (train.epochs; default 100, the 2021 presets 1000, lwln 1750)."
+    "--epochs", type=int, default=None, help="Training epochs (train.epochs; default 100, the 2021 presets 1000, lwln 1750)."
 )
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (train.device; default cpu).")
 @click.option(
@@ -91,9 +91,13 @@ def train_ae(
     extra = [f"data.data_dir={data_dir}"] if data_dir is not None else []
     config = build_config(preset, config_file, [*overrides, *extra], epochs=epochs, device=device)
     rep = run_training(open_zoo(zoo), config, out, preset=preset, progress=not quiet)
-    log = rep.log.iloc[-1]
+    log = rep.log
+    best = rep.config["train"]["select"] == "best" and log["val_loss"].notna().any()
+    row = log.loc[log["val_loss"].idxmin()] if best else log.iloc[-1]  # the checkpoint kept
+    r2 = row.get("r2_test", float("nan"))
+    shown = f"test R^2 {r2:.3f}" if r2 == r2 else "test R^2 not logged at that epoch (eval_every)"
     click.echo(
-        f"{out}: {rep.config['model']['name']} L={rep.latent}, {int(log['epoch'])} "
-        f"epochs; test R^2 {log.get('r2_test', float('nan')):.3f}; embeddings of "
-        f"{len(rep.embeddings)} model-epochs"
+        f"{out}: {rep.config['model']['name']} L={rep.latent}, {int(log['epoch'].iloc[-1])} "
+        f"epochs; kept the {'best' if best else 'final'} checkpoint (epoch {int(row['epoch'])}, "
+        f"{shown}); embeddings of {len(rep.embeddings)} model-epochs"
     )

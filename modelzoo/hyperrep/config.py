@@ -27,6 +27,7 @@ import yaml
 from ..errors import ModelZooError
 
 SECTIONS = ("model", "projection", "loss", "data", "augment", "train")
+RUN_FORMAT = "modelzoo-hyperrep/1"  # the ``format`` of a run folder's config.yaml
 # YAML 1.1 (PyYAML) reads "1e-3" (no dot) as a string; such values are numbers here.
 _EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
@@ -308,6 +309,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "?"
         raise ModelZooError(f"{path}: malformed YAML at {where}") from None
+    if isinstance(loaded, dict) and loaded.get("format") == RUN_FORMAT:
+        # a run folder's config.yaml: its settings, without the record of where it ran
+        loaded = {k: v for k, v in loaded.items() if k not in ("format", "preset", "zoo")}
     return loaded if loaded is not None else {}
 
 
@@ -328,13 +332,20 @@ def resolve(
     model, loss = config["model"], config["loss"]
     if model["name"] not in list_autoencoders():
         raise ModelZooError(
-            f"{source}: model.name: unknown autoencoder {model['name']!r}; "
-            f"choose one of: {', '.join(list_autoencoders())}"
+            f"{origins.get('model.name', source)}: model.name: unknown autoencoder "
+            f"{model['name']!r}; choose one of: {', '.join(list_autoencoders())}"
         )
     if model["d_model"] % model["heads"]:
+        divisors = [h for h in range(1, model["d_model"] + 1) if model["d_model"] % h == 0]
         raise ModelZooError(
-            f"{source}: model.heads: {model['heads']} does not divide "
-            f"model.d_model {model['d_model']}"
+            f"{origins.get('model.heads', source)}: model.heads: {model['heads']} does not "
+            f"divide model.d_model {model['d_model']}; choose one of: "
+            f"{', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''}"
+        )
+    if config["data"]["splits"][1] == 0 and config["train"]["select"] == "best":
+        raise ModelZooError(
+            f"{origins.get('data.splits', source)}: data.splits: a validation fraction of 0 "
+            "leaves train.select=best nothing to choose on; set train.select=final"
         )
     if loss["queries"] == "dataset" and loss["beta"] < 1 and not loss["query_dataset"]:
         raise ModelZooError(f"{source}: loss.query_dataset: queries=dataset needs a dataset name")

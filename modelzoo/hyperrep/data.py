@@ -127,15 +127,21 @@ def read_states(zoo: Any, pairs: pd.DataFrame, chunk: int = 8192) -> np.ndarray:
     return out
 
 
+def model_splits(zoo: Any, data: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Model ids per split among the models training uses (``data.status``: the ok ones, or all)."""
+    kept = zoo.select(status="ok") if data["status"] == "ok" else zoo
+    parts = kept.split(data["splits"], data["split_seed"])
+    if parts["train"].size == 0:
+        raise ModelZooError(f"{zoo.path}: the train split holds no models (of {len(kept)} kept)")
+    return parts
+
+
 def load_splits(zoo: Any, data: dict[str, Any]) -> tuple[dict[str, Split], Normalization]:
     """The three splits of the configured epoch window, and the normalisation they use."""
     from .behaviour import model_activations
 
     epochs = epoch_window(zoo, data["epochs"])
-    kept = zoo.select(status="ok") if data["status"] == "ok" else zoo
-    parts = kept.split(data["splits"], data["split_seed"])
-    if parts["train"].size == 0:
-        raise ModelZooError(f"{zoo.path}: the train split holds no models (of {len(kept)} kept)")
+    parts = model_splits(zoo, data)
     stats = layer_statistics(zoo, parts["train"], epochs)
     norm = Normalization.of(zoo.layout, stats, data["normalize"])
     splits = {}

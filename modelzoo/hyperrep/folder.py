@@ -34,6 +34,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelZooError
+from .config import RUN_FORMAT
 
 CONFIG, NORMALIZATION, LOG = "config.yaml", "normalization.json", "log.parquet"
 FINAL, BEST, STATE, STATE_JSON = (
@@ -43,7 +44,11 @@ FINAL, BEST, STATE, STATE_JSON = (
     "state.json",
 )
 CURVES, EMBEDDINGS, CHECKPOINTS = "curves.png", "embeddings.parquet", "checkpoints"
-FORMAT = "modelzoo-hyperrep/1"
+FORMAT = RUN_FORMAT
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def partial_dir(out: Path) -> Path:
@@ -56,6 +61,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644 & ~_UMASK)  # mkstemp makes 0600; a run folder is shared like a zoo
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -135,6 +141,15 @@ def check_run_dir(run_dir: Path) -> Path:
             f"{run_dir}: not a train-ae run folder: missing {', '.join(missing)}{hint}"
         )
     return run_dir
+
+
+def selected_weights(run_dir: Path, config: dict[str, Any]) -> Path:
+    """The checkpoint ``train.select`` names; a missing one is an error, never a silent swap."""
+    path = run_dir / (BEST if config["train"]["select"] == "best" else FINAL)
+    if not path.is_file():
+        raise ModelZooError(f"{run_dir}: not a complete train-ae run folder: missing {path.name} "
+                            f"(train.select={config['train']['select']})")  # fmt: skip
+    return path
 
 
 # --------------------------------------------------------------------------- optimizer state

@@ -343,7 +343,7 @@ class Trainer:
         folder.restore_optimizer(self.optimizer, tensors, state["optimizer"])
         self.epoch, self.step = state["epoch"], state["step"]
         self.best_val, self.best_epoch = state["best_val"], state["best_epoch"]
-        log = pd.read_parquet(self.work / folder.LOG)
+        log = folder.read_parquet(self.work / folder.LOG)
         self.log = log[log["epoch"] <= self.epoch].to_dict("records")
         return True
 

@@ -57,12 +57,12 @@ def _same_architecture(zoo, other) -> None:
 
 def _embedding_notes(name: str, zoo, fractions, split_seed) -> list[str]:
     """Warn when a train-ae run was trained on another zoo or split than the probe uses."""
-    import yaml
+    from ..hyperrep.folder import read_yaml
 
     config_file = Path(name.partition(":")[2]) / "config.yaml"
     if not config_file.is_file():
         return []
-    record = (yaml.safe_load(config_file.read_text()) or {}).get("zoo", {})
+    record = read_yaml(config_file).get("zoo", {})
     notes = []
     if record.get("spec_fingerprint") not in (None, zoo.manifest.get("spec_fingerprint")):
         notes.append(f"{name}: encoder trained on zoo {record.get('name')}, not {zoo.name}")

@@ -36,8 +36,9 @@ def baselines(ctx: Any) -> dict[str, Any]:
         tables.append(pd.DataFrame({"label": ZOO, "model": m["model_id"], "epoch": m["epoch"],
                                     "test_acc": m["test_acc"], "test_loss": m["test_loss"],
                                     "train_acc": m["train_acc"]}))  # fmt: skip
-    config = ctx.rep.config
-    test_ids = ctx.zoo.split(config["data"]["splits"], config["data"]["split_seed"])["test"]
+    from ..hyperrep.data import model_splits
+
+    test_ids = model_splits(ctx.zoo, ctx.rep.config["data"])["test"]  # the run's own test models
     epoch = int(ctx.anchors.epochs.max())
     original = ctx.zoo.weights(test_ids, epoch) if len(test_ids) else np.zeros((0, 1))
     original = original[np.isfinite(original).all(1)]
