@@ -4,6 +4,8 @@ For a zoo (default: the generated tetris_seed), this script
 
 1. fits PCA with ``--latent`` components on the train split's states (raw weights, every state
    in the epoch window ``data.epochs`` the autoencoders train on) and measures its reconstruction R^2 on the test split's states;
+   and once more on the train states each permuted by one of 120 fixed hidden-unit permutations
+   (``pca_permuted``: a linear model that sees the augmentation the autoencoders see);
 2. trains the ``ed`` and the ``ecd`` presets with ``modelzoo train-ae`` (through the Python API,
    ``--epochs`` each, the given ``--set`` overrides), timing each;
 3. re-measures each autoencoder's test-split reconstruction R^2 from its run folder
@@ -94,8 +96,10 @@ def main() -> None:
     from modelzoo import open_zoo
     from modelzoo.hyperrep import load_autoencoder
     from modelzoo.hyperrep.api import run_training
+    from modelzoo.hyperrep.augment import permutation_pool
     from modelzoo.hyperrep.config import build_config
     from modelzoo.hyperrep.data import epoch_window
+    from modelzoo.tokens import WeightStructure
 
     zoo = open_zoo(args.zoo)
     overrides = [f"model.latent={args.latent}", *args.overrides]
@@ -111,9 +115,18 @@ def main() -> None:
     started = time.perf_counter()
     pca = PCA(n_components=args.latent, random_state=0).fit(train_w)
     results: dict[str, dict] = {"pca": {"seconds": time.perf_counter() - started}, "raw_w": {}}
+    # the same PCA fitted on what the autoencoders see: each train state under one permutation
+    # of hidden units from a pool of 120 (the 2021 augmentation; a function-preserving change)
+    pool = permutation_pool(WeightStructure.of(zoo), 120, 0, "benchmark-pca-pool")
+    pick = np.random.default_rng(0).integers(len(pool), size=len(train_w))
+    pca_permuted = PCA(n_components=args.latent, random_state=0).fit(
+        np.take_along_axis(train_w, pool[pick], axis=1))  # fmt: skip
+    results["pca_permuted"] = {}
     for name in splits:
         w, _, acc = data[name]
         results["pca"][f"r2_{name}"] = r2(w, pca.inverse_transform(pca.transform(w)))
+        results["pca_permuted"][f"r2_{name}"] = r2(
+            w, pca_permuted.inverse_transform(pca_permuted.transform(w)))  # fmt: skip
         results["raw_w"][f"probe_{name}_acc"] = probe(train_w, train_acc, w, acc)
     for preset in args.presets.split(","):
         config = build_config(preset, overrides=overrides, epochs=args.epochs)
