@@ -65,8 +65,9 @@ def _options(pairs: tuple[str, ...]) -> dict:
               help="The run's zoo, if it has moved since train-ae (default: the recorded path).")
 @click.option("--data-dir", default=None, help="Image files of the dataset (default: as the zoo).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Folder to create: zoos/<method>/ (store format) and report.{md,csv}, "
-              "accuracy.csv, diversity.csv, accuracy.png, settings.json.")  # fmt: skip
+              help="Folder to create (must not exist; written as OUT.partial, renamed when "
+              "complete): zoos/<method>/ (store format) and report.{md,csv}, accuracy.csv, "
+              "diversity.csv, accuracy.png, settings.json.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sample(run_dir, method, n, seed, anchor_epochs, min_accuracy, options, finetune_epochs,
            finetune_data, ensemble, zoo, data_dir, out, quiet) -> None:  # fmt: skip
