@@ -163,3 +163,19 @@ def test_ensembles_and_diversity_by_direct_loops():
         np.mean([np.linalg.norm(probs[i] - probs[j], axis=1).mean() for i, j in pairs]))
     assert d["disagreement"] == pytest.approx(
         np.mean([(probs[i].argmax(-1) != probs[j].argmax(-1)).mean() for i, j in pairs]))
+
+
+def test_the_latent_gan_has_the_papers_layers():
+    """Seed 003 Appendix E.2: generator 16-128-256-512-L, discriminator L-1024-512-256-1 with
+    spectral normalisation on every linear layer of the discriminator."""
+    from torch import nn
+
+    from modelzoo.sample.samplers import _gan_nets
+
+    _, generator, discriminator = _gan_nets(latent=50, noise=16)
+    shapes = [(m.in_features, m.out_features) for m in generator if isinstance(m, nn.Linear)]
+    assert shapes == [(16, 128), (128, 256), (256, 512), (512, 50)]
+    linear = [m for m in discriminator if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(50, 1024), (1024, 512),
+                                                                   (512, 256), (256, 1)]  # fmt: skip
+    assert all(hasattr(m, "parametrizations") and "weight" in m.parametrizations for m in linear)
