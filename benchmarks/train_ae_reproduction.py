@@ -137,7 +137,7 @@ def main() -> None:
         rep = load_autoencoder(out)
         z_train = rep.encode(train_w)
         log = rep.log.set_index("epoch")
-        used = _used_epoch(out, rep.config["train"]["select"], int(log.index.max()))
+        used = rep.epoch
         row = {"epochs": args.epochs, "used_epoch": used, "seconds": seconds, "run": str(out)}
         for name in splits:
             w, _, acc = data[name]
@@ -169,15 +169,6 @@ def main() -> None:
                   f"{results['raw_w'][f'probe_{name}_acc']:.3f} ({name}; target: EcD higher)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-
-
-def _used_epoch(run: Path, select: str, last: int) -> int:
-    """The epoch whose weights ``load_autoencoder`` uses: the best checkpoint's or the last."""
-    from modelzoo.hyperrep import folder
-
-    if select != "best":
-        return last
-    return int(folder.read_json(run / folder.STATE_JSON)["best_epoch"])
 
 
 if __name__ == "__main__":

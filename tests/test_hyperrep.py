@@ -59,6 +59,12 @@ def test_training_learns_and_writes_the_run_folder(run):
     assert config["zoo"]["spec_fingerprint"] == zoo.manifest["spec_fingerprint"]
     assert config["zoo"]["parameters"] == 100 and config["zoo"]["splits"] == [0.5, 0.25, 0.25]
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    # the weights loaded are the best checkpoint's: the epoch of lowest validation loss
+    assert rep.epoch == int(log.loc[log["val_loss"].idxmin(), "epoch"])
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.yaml", "best.safetensors", "embeddings.parquet"):  # shared like a zoo
+        assert (run / name).stat().st_mode & 0o777 == 0o644 & ~umask, name
 
 
 def test_embeddings_cover_every_recorded_state_with_the_zoos_splits(run):

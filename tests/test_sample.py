@@ -180,6 +180,19 @@ def test_missing_run_folder_and_existing_out(run, tmp_path):
     assert result.exit_code == 2 and "already exists" in result.output
 
 
+def test_ctrl_c_says_nothing_was_kept_and_leaves_nothing(run, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("modelzoo.sample.report.build_report", interrupted)
+    out = tmp_path / "stopped"
+    result = CliRunner().invoke(cli(), ["sample", str(run), "--n", "3", "--out", str(out),
+                                        "--quiet"])  # fmt: skip
+    assert result.exit_code == 130, result.output
+    assert "interrupted: nothing was kept (OUT.partial is removed" in result.output
+    assert not out.exists() and not out.with_name("stopped.partial").exists()
+
+
 def test_a_damaged_run_folder_is_one_line(run, tmp_path):
     import shutil
 

@@ -52,7 +52,9 @@ class HyperRepresentation:
         self.device = torch.device(resolve_device(device))
         self.model = build_autoencoder(self.config["model"], self.structure)
         self.tokens = type(self.model).token_plan(self.structure, self.config["model"])
-        weights = folder.read_tensors(folder.selected_weights(self.run_dir, self.config))
+        selected = folder.selected_weights(self.run_dir, self.config)
+        weights = folder.read_tensors(selected)
+        self.epoch = folder.checkpoint_epoch(selected)  # the training epoch of these weights
         own = {k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")}
         self.model.load_state_dict(own)
         self.model.to(self.device).eval()

@@ -91,13 +91,11 @@ def train_ae(
     extra = [f"data.data_dir={data_dir}"] if data_dir is not None else []
     config = build_config(preset, config_file, [*overrides, *extra], epochs=epochs, device=device)
     rep = run_training(open_zoo(zoo), config, out, preset=preset, progress=not quiet)
-    log = rep.log
-    best = rep.config["train"]["select"] == "best" and log["val_loss"].notna().any()
-    row = log.loc[log["val_loss"].idxmin()] if best else log.iloc[-1]  # the checkpoint kept
-    r2 = row.get("r2_test", float("nan"))
+    log = rep.log.set_index("epoch")
+    r2 = log["r2_test"].get(rep.epoch, float("nan")) if "r2_test" in log else float("nan")
     shown = f"test R^2 {r2:.3f}" if r2 == r2 else "test R^2 not logged at that epoch (eval_every)"
     click.echo(
-        f"{out}: {rep.config['model']['name']} L={rep.latent}, {int(log['epoch'].iloc[-1])} "
-        f"epochs; kept the {'best' if best else 'final'} checkpoint (epoch {int(row['epoch'])}, "
-        f"{shown}); embeddings of {len(rep.embeddings)} model-epochs"
+        f"{out}: {rep.config['model']['name']} L={rep.latent}, {int(log.index.max())} epochs; "
+        f"kept the {rep.config['train']['select']} checkpoint (epoch {rep.epoch}, {shown}); "
+        f"embeddings of {len(rep.embeddings)} model-epochs"
     )

@@ -23,6 +23,7 @@ half-written, and rerunning the same command resumes from ``RUN_DIR.partial``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -47,8 +48,12 @@ CURVES, EMBEDDINGS, CHECKPOINTS = "curves.png", "embeddings.parquet", "checkpoin
 FORMAT = RUN_FORMAT
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+@functools.cache
+def _file_mode() -> int:
+    """0644 under the process umask (read once, when the first file is written)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o644 & ~umask
 
 
 def partial_dir(out: Path) -> Path:
@@ -61,7 +66,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o644 & ~_UMASK)  # mkstemp makes 0600; a run folder is shared like a zoo
+        os.chmod(tmp, _file_mode())  # mkstemp makes 0600; a run folder is shared like a zoo
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -99,6 +104,17 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except Exception as error:  # safetensors raises its own SafetensorError on a damaged file
         raise ModelZooError(f"{path}: cannot read autoencoder weights: {_one_line(error)}") from None
+
+
+def checkpoint_epoch(path: Path) -> int:
+    """The training epoch a checkpoint holds (written into its safetensors metadata)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return int((handle.metadata() or {})["epoch"])
+    except Exception as error:  # damaged file or a checkpoint without the record
+        raise ModelZooError(f"{path}: cannot read the checkpoint's epoch: {_one_line(error)}") from None
 
 
 def read_parquet(path: Path):

@@ -87,6 +87,11 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
 
     zoo = _open(zoo)
     features = check_feature_names(list(features))
+    for name in features:  # a damaged run folder is one line now, not after the other fits
+        if name.startswith("embedding:"):
+            from ..hyperrep import load_autoencoder
+
+            load_autoencoder(name.partition(":")[2])
     if not features:
         raise ModelZooError("features: none given; valid: " + ", ".join(DEFAULT_FEATURES))
     if isinstance(components, bool) or not isinstance(components, int) or components < 1:

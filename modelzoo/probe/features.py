@@ -81,10 +81,6 @@ def check_feature_names(names: list[str]) -> list[str]:
                 f"features: unknown feature set {name!r}; valid: {valid}, embedding:RUN_DIR "
                 f"(or pass --embeddings RUN_DIR)"
             )
-        if base == "embedding":  # a damaged run folder is one line now, not after other fits
-            from ..hyperrep import load_autoencoder
-
-            load_autoencoder(arg)
     return names
 
 

@@ -45,6 +45,12 @@ class Settings:
             raise ModelZooError(f"--min-accuracy: expected a test accuracy in [0, 1], got {m}")
 
 
+def options_for(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The --option values that ``method`` takes (a list of methods shares one set)."""
+    known = get_sampler(method).options
+    return {k: v for k, v in options.items() if k in known}
+
+
 @dataclasses.dataclass
 class Generated:
     method: str
@@ -79,16 +85,11 @@ class Context:
         first = settings.seed * 100_000 + gen.SEED_BASE
         self.seeds = list(range(first, first + settings.n))
 
-    def options_for(self, method: str) -> dict[str, Any]:
-        """The --option values that ``method`` takes (a list of methods shares one set)."""
-        known = get_sampler(method).options
-        return {k: v for k, v in self.settings.options.items() if k in known}
-
-    def check_methods(self, methods: list[str]) -> None:
-        """Every method's options and anchor count, before anything is drawn or written."""
+    def check_anchors(self, methods: list[str]) -> None:
+        """Enough anchors for every method, before anything is drawn or written."""
         for method in methods:
-            check_options(method, self.options_for(method))
-            check_anchor_count(method, len(self.anchors.z), self.options_for(method))
+            options = options_for(method, self.settings.options)
+            check_anchor_count(method, len(self.anchors.z), options)
 
     def provenance(self, method: str) -> dict[str, Any]:
         s = self.settings
@@ -109,7 +110,7 @@ class Context:
     def generate(self, method: str, name: str) -> Generated:
         """Draw, decode and evaluate (and fine-tune) ``n`` networks of ``method``."""
         s, a = self.settings, self.anchors
-        z = draw(method, a.z, a.accuracy, s.n, s.seed, **self.options_for(method))
+        z = draw(method, a.z, a.accuracy, s.n, s.seed, **options_for(method, s.options))
         weights = gen.decode(self.rep, z)
         spec, runs = self.runs_for(name, self.seeds, self.provenance(method))
         results = gen.train_from(runs, self.data, weights, s.finetune_epochs, self.engine)
@@ -159,7 +160,7 @@ def sample(run: Any, method: str, n: int = 100, *, out: str | Path | None = None
     if out.exists():
         raise ModelZooError(f"--out {out}: already exists; choose a new folder")
     ctx = Context(run, Settings(n=int(n), seed=int(seed), **settings), zoo, data_dir)
-    ctx.check_methods([method])
+    ctx.check_anchors([method])
     return write(ctx.generate(method, zoo_name(out)), ctx, out)
 
 
@@ -168,13 +169,12 @@ def methods_of(method: str) -> list[str]:
     if method.strip() == "all":
         return list_samplers()
     names = list(dict.fromkeys(m.strip() for m in method.split(",") if m.strip()))
+    choices = f"choose one of: {', '.join(list_samplers())}, all"
     if not names:
-        raise ModelZooError(f"--method: no sampler given in {method!r}; choose one of: "
-                            f"{', '.join(list_samplers())}, all")  # fmt: skip
-    for name in names:
-        if name not in list_samplers():
-            raise ModelZooError(f"--method: unknown sampler {name!r}; choose one of: "
-                                f"{', '.join(list_samplers())}, all")  # fmt: skip
+        raise ModelZooError(f"--method: no sampler given in {method!r}; {choices}")
+    unknown = [name for name in names if name not in list_samplers()]
+    if unknown:
+        raise ModelZooError(f"--method: unknown sampler {unknown[0]!r}; {choices}")
     return names
 
 
@@ -193,13 +193,15 @@ def compare(run: Any, method: str, out: str | Path, n: int = 100, *, seed: int =
         if key not in known:
             raise ModelZooError(f"--option {key}: no chosen sampler takes it; valid: "
                                 f"{', '.join(sorted(known)) or 'none'}")  # fmt: skip
+    for name in methods:  # values checked before the run and its data are loaded
+        check_options(name, options_for(name, settings.get("options") or {}))
     if int(ensemble) > int(n):
         raise ModelZooError(f"--ensemble {ensemble}: more than the {n} networks per method (--n)")
     out = Path(out)
     if out.exists():
         raise ModelZooError(f"--out {out}: already exists; choose a new folder")
     ctx = Context(run, Settings(n=int(n), seed=int(seed), **settings), zoo, data_dir)
-    ctx.check_methods(methods)
+    ctx.check_anchors(methods)
     with claimed(out) as work:
         generated = []
         for name in tqdm(methods, desc="samplers", disable=not progress):

@@ -100,21 +100,21 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def anchors_used(name: str, count: int) -> int:
-    """How many of ``count`` anchors sampler ``name`` draws around (its top fraction, if any)."""
-    top = get_sampler(name).top
-    return count if top is None else max(2, int(np.ceil(top * count)))
+def kept_count(fraction: float | None, count: int) -> int:
+    """How many of ``count`` anchors a sampler keeps: all, or its best ``fraction`` (at least 2)."""
+    if fraction is None:
+        return count
+    return min(count, max(2, int(np.ceil(fraction * count))))
 
 
 def check_anchor_count(name: str, count: int, options: dict[str, Any]) -> None:
     """One clear error when ``count`` anchors are too few for sampler ``name``."""
-    info, used = get_sampler(name), anchors_used(name, count)
-    need = info.min_anchors(options)
-    if min(used, count) < need:
+    info = get_sampler(name)
+    used, need = kept_count(info.top, count), info.min_anchors(options)
+    if used < need:
         kept = f" (its best {info.top:.0%} of {count})" if info.top is not None else ""
-        raise ModelZooError(f"sampler {name}: needs at least {need} anchors, got "
-                            f"{min(used, count)}{kept}; widen --anchor-epochs or lower "
-                            "--min-accuracy")  # fmt: skip
+        raise ModelZooError(f"sampler {name}: needs at least {need} anchors, got {used}{kept}; "
+                            "widen --anchor-epochs or lower --min-accuracy")  # fmt: skip
 
 
 def register_sampler(name: str, paper: str, top: float | None = None,
@@ -159,8 +159,7 @@ def draw(name: str, anchors: np.ndarray, accuracy: np.ndarray, n: int, seed: int
 
 def top_fraction(anchors: np.ndarray, accuracy: np.ndarray, fraction: float) -> np.ndarray:
     """The anchors of the best ``fraction`` by accuracy (at least 2; ties broken by order)."""
-    keep = min(len(anchors), max(2, int(np.ceil(fraction * len(anchors)))))
-    order = np.argsort(-accuracy, kind="stable")[:keep]
+    order = np.argsort(-accuracy, kind="stable")[: kept_count(fraction, len(anchors))]
     return anchors[np.sort(order)]
 
 
