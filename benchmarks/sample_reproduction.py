@@ -213,7 +213,9 @@ def smoothness(folders: list[Path], anchor_epochs: list[int] | None, seed: int) 
             near = np.sqrt(((z[:, None] - top[None]) ** 2).sum(-1))
             near = gaps.min(1) if z is top else near.min(1)
             acc = accuracies(zoo, decode(rep, z))
-            print(f"  {name:28s} decoded {100 * acc.mean():5.1f} %  nearest top anchor {near.mean():.2f}")
+            print(
+                f"  {name:28s} decoded {100 * acc.mean():5.1f} %  nearest top anchor {near.mean():.2f}"
+            )
 
 
 def collect(folders: list[Path]) -> None:

@@ -9,7 +9,12 @@ gradient clipping, AdamW) on random weights of the zoo's shape, and reports
 * states per second (each state is augmented into 2 views; views/s is twice that),
 * the step's FLOPs (``torch.utils.flop_counter``: matmuls, attention, forward and backward),
 * the FLOP/s the step reaches, as a fraction of this machine's float32 matmul FLOP/s, measured in
-  the same run (a square matmul of ``--matmul`` size, best of several).
+  the same run (a square matmul of ``--matmul`` size, best of several),
+* the same step of a plain-PyTorch AttN+t written the obvious way (``nn.TransformerEncoder`` of
+  the same sizes, a compression token, tanh latent, MLP head, NT-Xent via ``cross_entropy``, masked
+  MSE, AdamW) on already tokenised views, timed in the same run, and modelzoo's speed-up over it.
+  The baseline skips augmentation and tokenising, which modelzoo's step includes, so the ratio
+  understates modelzoo's advantage.
 
     python benchmarks/train_ae_throughput.py [--batch 500] [--steps 20] [--threads N] [--device cpu]
 """
@@ -17,6 +22,7 @@ gradient clipping, AdamW) on random weights of the zoo's shape, and reports
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import time
 
@@ -42,6 +48,56 @@ def _sync(device) -> None:
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def plain_attn_t(tokens: int, width: int, config: dict, device):
+    """The baseline: AttN+t of the ``ecd`` sizes in plain PyTorch, and one training step for it."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    m, p = config["model"], config["projection"]
+
+    def encoder() -> nn.TransformerEncoder:
+        layer = nn.TransformerEncoderLayer(
+            m["d_model"], m["heads"], m["ff_dim"], m["dropout"], batch_first=True
+        )
+        return nn.TransformerEncoder(layer, m["blocks"], enable_nested_tensor=False)
+
+    head_layers: list[nn.Module] = []
+    sizes = [m["latent"]] + [p["hidden"]] * (p["layers"] - 1) + [p["out"]]
+    for a, b in itertools.pairwise(sizes):
+        head_layers += [nn.Linear(a, b), nn.ReLU()]
+    net = nn.ModuleDict({
+        "embed": nn.Linear(width, m["d_model"]), "encoder": encoder(),
+        "to_z": nn.Linear(m["d_model"], m["latent"]), "from_z": nn.Linear(m["latent"], tokens * m["d_model"]),
+        "decoder": encoder(), "out": nn.Linear(m["d_model"], width),
+        "head": nn.Sequential(*head_layers[:-1]),
+    }).to(device).train()  # fmt: skip
+    compression = nn.Parameter(torch.randn(1, 1, m["d_model"], device=device))
+    positions = nn.Parameter(torch.randn(1, tokens + 1, m["d_model"], device=device))
+    parameters = [*net.parameters(), compression, positions]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-4, weight_decay=1e-9)
+
+    def step(x: torch.Tensor, mask: torch.Tensor) -> None:
+        n = x.shape[0]
+        h = torch.cat([compression.expand(n, -1, -1), net["embed"](x)], 1) + positions
+        z = torch.tanh(net["to_z"](net["encoder"](h)[:, 0]))
+        d = net["from_z"](z).view(n, tokens, m["d_model"]) + positions[:, 1:]
+        y = net["out"](net["decoder"](d))
+        recon = ((y - x).square() * mask).sum() / (mask.sum() * n)
+        a, b = F.normalize(net["head"](z), dim=1).chunk(2)
+        logits = torch.cat([a, b]) @ torch.cat([a, b]).T / config["loss"]["temperature"]
+        logits = logits.fill_diagonal_(float("-inf"))
+        half = n // 2
+        labels = torch.cat([torch.arange(half, n), torch.arange(half)]).to(device)
+        loss = 0.5 * F.cross_entropy(logits, labels) + 0.5 * recon
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+
+    return step
 
 
 def case(name: str, batch: int, steps: int, device) -> dict[str, float]:
@@ -102,9 +158,25 @@ def case(name: str, batch: int, steps: int, device) -> dict[str, float]:
         step(4 + number)
     _sync(device)
     seconds = time.perf_counter() - started
+    # the plain-PyTorch baseline on the same views, tokenised beforehand (not timed)
+    plain = plain_attn_t(plan.shape[0], plan.shape[1], config, device)
+    inputs = []
+    for number in range(4):
+        rows = torch.arange(number * batch, (number + 1) * batch)
+        views = [augment(data[rows].to(device), rows, number, view)[0] for view in (0, 1)]
+        inputs.append(plan.tokenize(torch.cat(views)).detach())
+    for number in range(3):
+        plain(inputs[number % 4], mask)
+    _sync(device)
+    started = time.perf_counter()
+    for number in range(steps):
+        plain(inputs[number % 4], mask)
+    _sync(device)
+    plain_seconds = time.perf_counter() - started
     if flushed:
         torch.set_flush_denormal(False)
     return {
+        "plain_states_per_s": batch * steps / plain_seconds,
         "parameters": structure.parameters,
         "tokens": plan.shape[0],
         "states_per_s": batch * steps / seconds,
@@ -134,12 +206,14 @@ def main() -> None:
           f"float32 matmul {args.matmul}^2: {peak / 1e9:.1f} GFLOP/s")  # fmt: skip
     names = list(SHAPES) if args.case == "all" else [args.case]
     print(f"{'case':10} {'P':>6} {'tokens':>6} {'states/s':>9} {'views/s':>9} "
-          f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9}")  # fmt: skip
+          f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'of matmul':>9} {'plain st/s':>10} {'speed-up':>8}")  # fmt: skip
     for name in names:
         row = case(name, args.batch, args.steps, device)
         print(f"{name:10} {row['parameters']:6d} {row['tokens']:6d} {row['states_per_s']:9.0f} "
               f"{2 * row['states_per_s']:9.0f} {row['step_flops'] / 1e9:10.2f} "
-              f"{row['flops_per_s'] / 1e9:8.1f} {row['flops_per_s'] / peak:9.1%}")  # fmt: skip
+              f"{row['flops_per_s'] / 1e9:8.1f} {row['flops_per_s'] / peak:9.1%} "
+              f"{row['plain_states_per_s']:10.0f} "
+              f"{row['states_per_s'] / row['plain_states_per_s']:7.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
