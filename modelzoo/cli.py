@@ -23,7 +23,17 @@ INTERRUPTED_OTHERS = "before it finished; run the same command again"
 
 
 class ZooGroup(click.Group):
-    """Turns ModelZooError (bad spec, damaged zoo, missing data) into one line and exit code 2."""
+    """Turns ModelZooError (bad spec, damaged zoo, missing data) and click's usage errors (an
+    unknown command or option, a value of the wrong type) into one line and exit code 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as error:  # the group's own options (``modelzoo --bogus``)
+            click.echo(f"error: {usage_line(error, ctx)}", err=True)
+            ctx.exit(EXIT_USAGE)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -31,10 +41,22 @@ class ZooGroup(click.Group):
         except ModelZooError as error:
             click.echo(f"error: {error}", err=True)
             ctx.exit(EXIT_USAGE)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a bare command group shows its help, as click does
+        except click.UsageError as error:
+            click.echo(f"error: {usage_line(error, ctx)}", err=True)
+            ctx.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             said = INTERRUPTED.get(ctx.invoked_subcommand or "", INTERRUPTED_OTHERS)
             click.echo(f"interrupted: {said}", err=True)
             ctx.exit(130)
+
+
+def usage_line(error: click.UsageError, ctx: click.Context) -> str:
+    """click's usage error as one line: the command, what was wrong, where the help is."""
+    path = (error.ctx or ctx).command_path
+    message = " ".join(error.format_message().split())
+    return f"{path}: {message} (see '{path} --help')"
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})

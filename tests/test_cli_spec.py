@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -73,3 +74,28 @@ def test_the_command_line_starts_without_heavy_imports() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip()  # fmt: skip
     assert loaded == "[]"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--bogus"], "modelzoo: No such option '--bogus'"),
+        (["nosuch"], "modelzoo: No such command 'nosuch'"),
+        (["generate"], "modelzoo generate: Missing argument 'SPEC'"),
+        (["train-ae", "zoo", "--epochs", "abc"], "'abc' is not a valid integer"),
+        (["sample", "run", "--n", "x"], "modelzoo sample: Invalid value for '--n'"),
+        (["probe", "zoo", "--target", "a"], "Did you mean '--targets'?"),
+        (["spec", "show"], "modelzoo spec show: Missing argument"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], said: str) -> None:
+    result = CliRunner().invoke(main, args, prog_name="modelzoo")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and said in lines[0], result.stderr
+    assert "--help" in lines[0] and not result.stdout
+
+
+def test_a_bare_group_still_shows_its_help() -> None:
+    result = CliRunner().invoke(main, ["spec"], prog_name="modelzoo")
+    assert "Usage: modelzoo spec" in result.output and "error" not in result.output
