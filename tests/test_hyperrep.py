@@ -367,3 +367,44 @@ def test_probe_refuses_a_damaged_embeddings_folder_before_fitting(tmp_path, run)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and f"{broken / 'config.yaml'}: cannot read" in lines[0], lines
+
+
+def _edit_yaml(path: Path, change) -> None:
+    document = yaml.safe_load(path.read_text())
+    change(document)
+    path.write_text(yaml.safe_dump(document))
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        ("config.yaml", lambda c: c.pop("format"), "format: expected 'modelzoo-hyperrep/1'"),
+        ("config.yaml", lambda c: c["model"].update(d_model="big"), "model.d_model: expected"),
+        ("config.yaml", lambda c: c["model"].update(colour=1), "model.colour"),
+        ("config.yaml", lambda c: c["zoo"].pop("architecture"), "zoo: expected a mapping with"),
+        ("config.yaml", lambda c: c["zoo"].update(architecture="mlp9"), "unknown architecture"),
+        ("config.yaml", lambda c: c["model"].update(d_model=32), "the weights do not fit"),
+        ("normalization.json", lambda c: c["layers"].pop("fc2"), "for the layers fc1, fc2"),
+        ("normalization.json", lambda c: c.update(applied="yes"), '"applied": true/false'),
+    ],
+)
+def test_an_edited_run_folder_is_one_line_naming_the_file(tmp_path, run, name, change, message):
+    """Loading checks config.yaml as a --config file is checked, the weights against the model it
+    describes and normalization.json against the zoo's layers, and says which file is wrong."""
+    import json
+    import shutil
+
+    from modelzoo.errors import ModelZooError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    if name.endswith(".json"):
+        document = json.loads((copy / name).read_text())
+        change(document)
+        (copy / name).write_text(json.dumps(document))
+    else:
+        _edit_yaml(copy / name, change)
+    with pytest.raises(ModelZooError) as raised:
+        load_autoencoder(copy)
+    said = str(raised.value)
+    assert message in said and str(copy) in said and "\n" not in said, said

@@ -19,13 +19,48 @@ import torch
 
 from ..architectures import plan_architecture
 from ..errors import ModelZooError
-from ..tokens import WeightStructure
+from ..tokens import WeightStructure, layer_groups
 from . import folder
 from .autoencoders import build_autoencoder
-from .config import build_config, merge, resolve
+from .config import RUN_FORMAT, build_config, merge, resolve
 from .data import Normalization, model_splits, read_states, recorded_pairs
 
 CHUNK = 4096
+
+
+ZOO_RECORD = {"name": str, "architecture": str, "input_shape": list, "num_classes": int}
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    """A run folder's config.yaml, every setting checked as a ``--config`` file is, so an edited
+    or foreign file is one line naming its key, never a KeyError deep inside loading."""
+    raw = folder.read_yaml(path)
+    if raw.get("format") != RUN_FORMAT:
+        raise ModelZooError(f"{path}: format: expected {RUN_FORMAT!r}, got {raw.get('format')!r}")
+    zoo = raw.get("zoo")
+    if (
+        not isinstance(zoo, dict)
+        or any(not isinstance(zoo.get(k), t) for k, t in ZOO_RECORD.items())
+        or not all(isinstance(v, int) and v > 0 for v in zoo["input_shape"])
+    ):
+        raise ModelZooError(f"{path}: zoo: expected a mapping with {', '.join(ZOO_RECORD)} "
+                            "(the zoo the run was trained on)")  # fmt: skip
+    return {**raw, **build_config(file=path)}
+
+
+def read_normalization(path: Path, plan: Any) -> Normalization:
+    """normalization.json: per-layer mean and std of the train split, and whether they apply."""
+    stats = folder.read_json(path)
+    names = {name for name, _ in layer_groups(plan.layout)}
+    try:
+        layers = {name: (float(v["mean"]), float(v["std"])) for name, v in stats["layers"].items()}
+        applied = stats["applied"]
+        if set(layers) != names or not isinstance(applied, bool):
+            raise ValueError
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ModelZooError(f"{path}: expected {{\"layers\": {{name: {{\"mean\", \"std\"}}}} for "
+                            f"the layers {', '.join(sorted(names))}, \"applied\": true/false}}") from None  # fmt: skip
+    return Normalization.of(plan.layout, layers, applied)
 
 
 class HyperRepresentation:
@@ -33,19 +68,14 @@ class HyperRepresentation:
 
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
         self.run_dir = folder.check_run_dir(Path(run_dir))
-        try:
-            self._load(device)
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:  # edited or mixed files
-            what = " ".join(repr(error).split())[:300]
-            raise ModelZooError(f"{self.run_dir}: damaged run folder (config, weights and "
-                                f"normalisation do not fit together): {what}") from None  # fmt: skip
-
-    def _load(self, device: str) -> None:
-        self.config: dict[str, Any] = folder.read_yaml(self.run_dir / folder.CONFIG)
+        self.config: dict[str, Any] = read_run_config(self.run_dir / folder.CONFIG)
         zoo = self.config["zoo"]
-        self.plan = plan_architecture(
-            zoo["architecture"], tuple(zoo["input_shape"]), zoo["num_classes"]
-        )
+        try:
+            self.plan = plan_architecture(
+                zoo["architecture"], tuple(zoo["input_shape"]), zoo["num_classes"]
+            )
+        except ModelZooError as error:
+            raise ModelZooError(f"{self.run_dir / folder.CONFIG}: zoo: {error}") from None
         self.structure = WeightStructure.of(self.plan)
         from ..devices import resolve_device
 
@@ -56,11 +86,13 @@ class HyperRepresentation:
         weights = folder.read_tensors(selected)
         self.epoch = folder.checkpoint_epoch(selected)  # the training epoch of these weights
         own = {k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")}
-        self.model.load_state_dict(own)
+        try:
+            self.model.load_state_dict(own)
+        except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
+            raise ModelZooError(f"{selected}: the weights do not fit the autoencoder that "
+                                f"config.yaml describes: {folder.one_line(error)}") from None  # fmt: skip
         self.model.to(self.device).eval()
-        stats = folder.read_json(self.run_dir / folder.NORMALIZATION)
-        layers = {name: (v["mean"], v["std"]) for name, v in stats["layers"].items()}
-        self.norm = Normalization.of(self.plan.layout, layers, stats["applied"])
+        self.norm = read_normalization(self.run_dir / folder.NORMALIZATION, self.plan)
         self._embeddings: pd.DataFrame | None = None
 
     @property

@@ -95,7 +95,7 @@ def write_parquet(path: Path, frame) -> None:
     _atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
@@ -103,7 +103,7 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as error:  # safetensors raises its own SafetensorError on a damaged file
-        raise ModelZooError(f"{path}: cannot read autoencoder weights: {_one_line(error)}") from None
+        raise ModelZooError(f"{path}: cannot read autoencoder weights: {one_line(error)}") from None
 
 
 def checkpoint_epoch(path: Path) -> int:
@@ -114,7 +114,7 @@ def checkpoint_epoch(path: Path) -> int:
         with safe_open(str(path), framework="pt") as handle:
             return int((handle.metadata() or {})["epoch"])
     except Exception as error:  # damaged file or a checkpoint without the record
-        raise ModelZooError(f"{path}: cannot read the checkpoint's epoch: {_one_line(error)}") from None
+        raise ModelZooError(f"{path}: cannot read the checkpoint's epoch: {one_line(error)}") from None
 
 
 def read_parquet(path: Path):
@@ -123,14 +123,14 @@ def read_parquet(path: Path):
     try:
         return pd.read_parquet(path)
     except Exception as error:  # missing, truncated or not Parquet: pyarrow's errors vary
-        raise ModelZooError(f"{path}: cannot read: {_one_line(error)}") from None
+        raise ModelZooError(f"{path}: cannot read: {one_line(error)}") from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        raise ModelZooError(f"{path}: cannot read: {_one_line(error)}") from None
+        raise ModelZooError(f"{path}: cannot read: {one_line(error)}") from None
     if not isinstance(loaded, dict):
         raise ModelZooError(f"{path}: expected a mapping")
     return loaded
@@ -140,7 +140,7 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ModelZooError(f"{path}: cannot read: {_one_line(error)}") from None
+        raise ModelZooError(f"{path}: cannot read: {one_line(error)}") from None
 
 
 def check_run_dir(run_dir: Path) -> Path:
