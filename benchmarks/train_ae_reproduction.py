@@ -13,8 +13,8 @@ For a zoo (default: the generated tetris_seed), this script
    (``variance_weighted``: 1 - SSE / total sum of squares, the usual definition), independently of
    the trainer's own log;
 4. fits a linear probe (ridge, alpha chosen by cross-validation on the train split) from the
-   train split's EcD embeddings and from its raw weights W to test accuracy, and reports the probes'
-   R^2 on the test split.
+   train split's EcD embeddings, from its raw weights W and from their PCA code to test accuracy,
+   and reports the probes' R^2 on the test split.
 
 Every number is also measured on the validation split. ``--splits val`` prints and records the
 validation numbers only: use it for pilot runs that choose settings (epochs, lr, sizes), so the
@@ -128,6 +128,9 @@ def main() -> None:
         results["pca_permuted"][f"r2_{name}"] = r2(
             w, pca_permuted.inverse_transform(pca_permuted.transform(w)))  # fmt: skip
         results["raw_w"][f"probe_{name}_acc"] = probe(train_w, train_acc, w, acc)
+        # the PCA code as a probe input too: what a 50-number linear summary of W knows
+        results["pca"][f"probe_{name}_acc"] = probe(
+            pca.transform(train_w), train_acc, pca.transform(w), acc)  # fmt: skip
     for preset in args.presets.split(","):
         config = build_config(preset, overrides=overrides, epochs=args.epochs)
         out = args.out / preset
