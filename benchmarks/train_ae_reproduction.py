@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the two run folders")
     parser.add_argument("--epochs", type=int, default=20, help="train-ae epochs per preset")
     parser.add_argument("--latent", type=int, default=50, help="latent size = PCA components")
-    parser.add_argument("--presets", default="ed,ecd", help="comma-separated presets to train")
+    parser.add_argument("--presets", default="ed,ecd", help="comma-separated presets to train (empty: the baselines only)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="train-ae override KEY=VALUE for both presets (repeatable)")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -131,7 +131,7 @@ def main() -> None:
         # the PCA code as a probe input too: what a 50-number linear summary of W knows
         results["pca"][f"probe_{name}_acc"] = probe(
             pca.transform(train_w), train_acc, pca.transform(w), acc)  # fmt: skip
-    for preset in args.presets.split(","):
+    for preset in filter(None, args.presets.split(",")):
         config = build_config(preset, overrides=overrides, epochs=args.epochs)
         out = args.out / preset
         started = time.perf_counter()
