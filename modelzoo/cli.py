@@ -54,7 +54,10 @@ class ZooGroup(click.Group):
 
 def usage_line(error: click.UsageError, ctx: click.Context) -> str:
     """click's usage error as one line: the command, what was wrong, where the help is."""
-    path = (error.ctx or ctx).command_path
+    if error.ctx is not None:
+        path = error.ctx.command_path
+    else:  # some parser errors carry no context: name the subcommand being parsed, if any
+        path = " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand]))
     message = " ".join(error.format_message().split())
     return f"{path}: {message} (see '{path} --help')"
 
@@ -352,7 +355,7 @@ def status(zoo: Path) -> None:
 # ------------------------------------------------------------------------------ spec
 
 
-@main.group()
+@main.group(cls=ZooGroup)
 def spec() -> None:
     """Inspect the spec format and the bundled specs."""
 

@@ -86,6 +86,8 @@ def test_the_command_line_starts_without_heavy_imports() -> None:
         (["sample", "run", "--n", "x"], "modelzoo sample: Invalid value for '--n'"),
         (["probe", "zoo", "--target", "a"], "Did you mean '--targets'?"),
         (["spec", "show"], "modelzoo spec show: Missing argument"),
+        (["spec", "show", "--set"], "modelzoo spec show: Option '--set' requires"),
+        (["sample", "--method"], "modelzoo sample: Option '--method' requires an argument"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args: list[str], said: str) -> None:
