@@ -375,22 +375,45 @@ def _edit_yaml(path: Path, change) -> None:
     path.write_text(yaml.safe_dump(document))
 
 
+def _set_json(name: str, value: str):
+    """normalization.json with one raw JSON value (NaN and Infinity are what json.dumps writes)."""
+
+    def change(document):
+        document["layers"]["fc1"][name] = value
+
+    return change
+
+
 @pytest.mark.parametrize(
     ("name", "change", "message"),
     [
         ("config.yaml", lambda c: c.pop("format"), "format: expected 'modelzoo-hyperrep/1'"),
         ("config.yaml", lambda c: c["model"].update(d_model="big"), "model.d_model: expected"),
         ("config.yaml", lambda c: c["model"].update(colour=1), "model.colour"),
-        ("config.yaml", lambda c: c["zoo"].pop("architecture"), "zoo: expected a mapping with"),
+        ("config.yaml", lambda c: c["model"].pop("heads"), "model.heads: missing"),
+        ("config.yaml", lambda c: c.pop("model"), "model.name: missing"),
+        ("config.yaml", lambda c: c["zoo"].pop("architecture"), "zoo.architecture: expected"),
         ("config.yaml", lambda c: c["zoo"].update(architecture="mlp9"), "unknown architecture"),
+        ("config.yaml", lambda c: c["zoo"].update(num_classes=-3), "zoo.num_classes: expected"),
+        ("config.yaml", lambda c: c["zoo"].update(num_classes=True), "zoo.num_classes: expected"),
+        ("config.yaml", lambda c: c["zoo"].update(input_shape=[]), "zoo.input_shape: expected"),
+        ("config.yaml", lambda c: c["zoo"].update(input_shape=[1, 8, 8]), "zoo.parameters: "),
+        ("config.yaml", lambda c: c["zoo"].update(epochs="3"), "zoo.epochs: expected"),
+        ("config.yaml", lambda c: c["zoo"].pop("path"), "zoo.path: expected"),
+        ("config.yaml", lambda c: c["zoo"].update(splits="x"), "zoo.splits: expected"),
         ("config.yaml", lambda c: c["model"].update(d_model=32), "the weights do not fit"),
         ("normalization.json", lambda c: c["layers"].pop("fc2"), "for the layers fc1, fc2"),
         ("normalization.json", lambda c: c.update(applied="yes"), '"applied": true/false'),
+        ("normalization.json", _set_json("mean", float("inf")), "layers.fc1: expected"),
+        ("normalization.json", _set_json("std", float("nan")), "layers.fc1: expected"),
+        ("normalization.json", _set_json("std", -5.0), "layers.fc1: expected"),
+        ("normalization.json", _set_json("mean", "0.5"), "layers.fc1: expected"),
     ],
 )
 def test_an_edited_run_folder_is_one_line_naming_the_file(tmp_path, run, name, change, message):
-    """Loading checks config.yaml as a --config file is checked, the weights against the model it
-    describes and normalization.json against the zoo's layers, and says which file is wrong."""
+    """Loading checks config.yaml as a --config file is checked (every setting present), its zoo
+    record, the weights against the model it describes and normalization.json against the zoo's
+    layers, and says which file and key are wrong."""
     import json
     import shutil
 
@@ -408,3 +431,27 @@ def test_an_edited_run_folder_is_one_line_naming_the_file(tmp_path, run, name, c
         load_autoencoder(copy)
     said = str(raised.value)
     assert message in said and str(copy) in said and "\n" not in said, said
+    assert len(said) < 600, said  # one readable line, not torch's list of every mismatch
+
+
+def test_damaged_bytes_and_columns_are_one_line(tmp_path, run):
+    import shutil
+
+    from modelzoo.errors import ModelZooError
+
+    cases = {
+        "config.yaml": (b"format: \xff\xfe\n", "cannot read"),
+        "best.safetensors": (b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ", "no epoch"),
+    }
+    for name, (content, message) in cases.items():
+        copy = tmp_path / name
+        shutil.copytree(run, copy)
+        (copy / name).write_bytes(content)
+        with pytest.raises(ModelZooError, match=message):
+            load_autoencoder(copy)
+    copy = tmp_path / "columns"
+    shutil.copytree(run, copy)
+    frame = pd.read_parquet(copy / "embeddings.parquet").drop(columns=["split"])
+    frame.to_parquet(copy / "embeddings.parquet")
+    with pytest.raises(ModelZooError, match="embeddings.parquet: missing column\\(s\\) split"):
+        load_autoencoder(copy).embeddings

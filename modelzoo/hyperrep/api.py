@@ -19,48 +19,13 @@ import torch
 
 from ..architectures import plan_architecture
 from ..errors import ModelZooError
-from ..tokens import WeightStructure, layer_groups
-from . import folder
+from ..tokens import WeightStructure
+from . import folder, reading
 from .autoencoders import build_autoencoder
-from .config import RUN_FORMAT, build_config, merge, resolve
-from .data import Normalization, model_splits, read_states, recorded_pairs
+from .config import build_config, merge, resolve
+from .data import model_splits, read_states, recorded_pairs
 
 CHUNK = 4096
-
-
-ZOO_RECORD = {"name": str, "architecture": str, "input_shape": list, "num_classes": int}
-
-
-def read_run_config(path: Path) -> dict[str, Any]:
-    """A run folder's config.yaml, every setting checked as a ``--config`` file is, so an edited
-    or foreign file is one line naming its key, never a KeyError deep inside loading."""
-    raw = folder.read_yaml(path)
-    if raw.get("format") != RUN_FORMAT:
-        raise ModelZooError(f"{path}: format: expected {RUN_FORMAT!r}, got {raw.get('format')!r}")
-    zoo = raw.get("zoo")
-    if (
-        not isinstance(zoo, dict)
-        or any(not isinstance(zoo.get(k), t) for k, t in ZOO_RECORD.items())
-        or not all(isinstance(v, int) and v > 0 for v in zoo["input_shape"])
-    ):
-        raise ModelZooError(f"{path}: zoo: expected a mapping with {', '.join(ZOO_RECORD)} "
-                            "(the zoo the run was trained on)")  # fmt: skip
-    return {**raw, **build_config(file=path)}
-
-
-def read_normalization(path: Path, plan: Any) -> Normalization:
-    """normalization.json: per-layer mean and std of the train split, and whether they apply."""
-    stats = folder.read_json(path)
-    names = {name for name, _ in layer_groups(plan.layout)}
-    try:
-        layers = {name: (float(v["mean"]), float(v["std"])) for name, v in stats["layers"].items()}
-        applied = stats["applied"]
-        if set(layers) != names or not isinstance(applied, bool):
-            raise ValueError
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise ModelZooError(f"{path}: expected {{\"layers\": {{name: {{\"mean\", \"std\"}}}} for "
-                            f"the layers {', '.join(sorted(names))}, \"applied\": true/false}}") from None  # fmt: skip
-    return Normalization.of(plan.layout, layers, applied)
 
 
 class HyperRepresentation:
@@ -68,7 +33,7 @@ class HyperRepresentation:
 
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
         self.run_dir = folder.check_run_dir(Path(run_dir))
-        self.config: dict[str, Any] = read_run_config(self.run_dir / folder.CONFIG)
+        self.config: dict[str, Any] = reading.read_run_config(self.run_dir / folder.CONFIG)
         zoo = self.config["zoo"]
         try:
             self.plan = plan_architecture(
@@ -76,6 +41,11 @@ class HyperRepresentation:
             )
         except ModelZooError as error:
             raise ModelZooError(f"{self.run_dir / folder.CONFIG}: zoo: {error}") from None
+        if self.plan.parameters != zoo["parameters"]:
+            raise ModelZooError(
+                f"{self.run_dir / folder.CONFIG}: zoo.parameters: {zoo['parameters']}, but "
+                f"{zoo['architecture']} on input {zoo['input_shape']} has {self.plan.parameters}"
+            )
         self.structure = WeightStructure.of(self.plan)
         from ..devices import resolve_device
 
@@ -85,14 +55,9 @@ class HyperRepresentation:
         selected = folder.selected_weights(self.run_dir, self.config)
         weights = folder.read_tensors(selected)
         self.epoch = folder.checkpoint_epoch(selected)  # the training epoch of these weights
-        own = {k.removeprefix("model."): v for k, v in weights.items() if k.startswith("model.")}
-        try:
-            self.model.load_state_dict(own)
-        except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
-            raise ModelZooError(f"{selected}: the weights do not fit the autoencoder that "
-                                f"config.yaml describes: {folder.one_line(error)}") from None  # fmt: skip
+        reading.load_weights(self.model, weights, selected)
         self.model.to(self.device).eval()
-        self.norm = read_normalization(self.run_dir / folder.NORMALIZATION, self.plan)
+        self.norm = reading.read_normalization(self.run_dir / folder.NORMALIZATION, self.plan)
         self._embeddings: pd.DataFrame | None = None
 
     @property
@@ -107,7 +72,9 @@ class HyperRepresentation:
     def embeddings(self) -> pd.DataFrame:
         """model_id, epoch, split, z_0..z_{L-1}: every recorded state of the zoo."""
         if self._embeddings is None:
-            self._embeddings = folder.read_parquet(self.run_dir / folder.EMBEDDINGS)
+            self._embeddings = reading.read_embeddings(
+                self.run_dir / folder.EMBEDDINGS, self.latent
+            )
         return self._embeddings
 
     @property

@@ -112,9 +112,12 @@ def checkpoint_epoch(path: Path) -> int:
 
     try:
         with safe_open(str(path), framework="pt") as handle:
-            return int((handle.metadata() or {})["epoch"])
-    except Exception as error:  # damaged file or a checkpoint without the record
+            recorded = (handle.metadata() or {}).get("epoch")
+    except Exception as error:  # damaged file
         raise ModelZooError(f"{path}: cannot read the checkpoint's epoch: {one_line(error)}") from None
+    if recorded is None or not recorded.isdigit():
+        raise ModelZooError(f"{path}: no epoch in its metadata (not a train-ae checkpoint)")
+    return int(recorded)
 
 
 def read_parquet(path: Path):
@@ -129,7 +132,7 @@ def read_parquet(path: Path):
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ModelZooError(f"{path}: cannot read: {one_line(error)}") from None
     if not isinstance(loaded, dict):
         raise ModelZooError(f"{path}: expected a mapping")
