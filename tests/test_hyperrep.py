@@ -454,4 +454,4 @@ def test_damaged_bytes_and_columns_are_one_line(tmp_path, run):
     frame = pd.read_parquet(copy / "embeddings.parquet").drop(columns=["split"])
     frame.to_parquet(copy / "embeddings.parquet")
     with pytest.raises(ModelZooError, match="embeddings.parquet: missing column\\(s\\) split"):
-        load_autoencoder(copy).embeddings
+        _ = load_autoencoder(copy).embeddings
