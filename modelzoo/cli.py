@@ -32,8 +32,7 @@ class ZooGroup(click.Group):
         except click.exceptions.NoArgsIsHelpError:
             raise
         except click.UsageError as error:  # the group's own options (``modelzoo --bogus``)
-            click.echo(f"error: {usage_line(error, ctx)}", err=True)
-            ctx.exit(EXIT_USAGE)
+            refuse_usage(error, ctx)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -44,22 +43,22 @@ class ZooGroup(click.Group):
         except click.exceptions.NoArgsIsHelpError:
             raise  # a bare command group shows its help, as click does
         except click.UsageError as error:
-            click.echo(f"error: {usage_line(error, ctx)}", err=True)
-            ctx.exit(EXIT_USAGE)
+            refuse_usage(error, ctx)
         except KeyboardInterrupt:
             said = INTERRUPTED.get(ctx.invoked_subcommand or "", INTERRUPTED_OTHERS)
             click.echo(f"interrupted: {said}", err=True)
             ctx.exit(130)
 
 
-def usage_line(error: click.UsageError, ctx: click.Context) -> str:
-    """click's usage error as one line: the command, what was wrong, where the help is."""
+def refuse_usage(error: click.UsageError, ctx: click.Context) -> None:
+    """click's usage error as one line: the command, what was wrong, where the help is; exit 2."""
     if error.ctx is not None:
         path = error.ctx.command_path
     else:  # some parser errors carry no context: name the subcommand being parsed, if any
         path = " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand]))
     message = " ".join(error.format_message().split())
-    return f"{path}: {message} (see '{path} --help')"
+    click.echo(f"error: {path}: {message} (see '{path} --help')", err=True)
+    ctx.exit(EXIT_USAGE)
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})

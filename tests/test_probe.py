@@ -236,3 +236,14 @@ def test_mlp_probe_and_last_epoch_protocol(zoo):
     value = r.results.query("target == 'test_acc' and metric == 'r2' and split == 'test'")["value"]
     assert set(r.results["probe"]) == {"mlp"}
     assert value.item() == pytest.approx(r2_score(part["true"], part["predicted"]))
+
+
+def test_an_encoder_trained_on_other_splits_is_noted(ae_run):
+    """The run was trained on the default 70/15/15 split with seed 0 (its config.yaml records
+    it); probing with another split seed may put its training models in the probe's test split."""
+    kwargs = {"features": ["sW", f"embedding:{ae_run}"], "targets": ["epoch"], "progress": False}
+    same = run_probe(seed_zoo(), **kwargs)
+    other = run_probe(seed_zoo(), split_seed=1, **kwargs)
+    assert not any("may have seen test models" in note for note in same.notes)
+    assert any(f"embedding:{ae_run}: encoder trained on splits [0.7, 0.15, 0.15] (seed 0)" in note
+               and "may have seen test models" in note for note in other.notes), other.notes

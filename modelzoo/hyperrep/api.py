@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..architectures import plan_architecture
 from ..errors import ModelZooError
 from ..tokens import WeightStructure
 from . import folder, reading
@@ -34,18 +33,7 @@ class HyperRepresentation:
     def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
         self.run_dir = folder.check_run_dir(Path(run_dir))
         self.config: dict[str, Any] = reading.read_run_config(self.run_dir / folder.CONFIG)
-        zoo = self.config["zoo"]
-        try:
-            self.plan = plan_architecture(
-                zoo["architecture"], tuple(zoo["input_shape"]), zoo["num_classes"]
-            )
-        except ModelZooError as error:
-            raise ModelZooError(f"{self.run_dir / folder.CONFIG}: zoo: {error}") from None
-        if self.plan.parameters != zoo["parameters"]:
-            raise ModelZooError(
-                f"{self.run_dir / folder.CONFIG}: zoo.parameters: {zoo['parameters']}, but "
-                f"{zoo['architecture']} on input {zoo['input_shape']} has {self.plan.parameters}"
-            )
+        self.plan = reading.plan_of(self.config, self.run_dir / folder.CONFIG)
         self.structure = WeightStructure.of(self.plan)
         from ..devices import resolve_device
 
@@ -53,8 +41,7 @@ class HyperRepresentation:
         self.model = build_autoencoder(self.config["model"], self.structure)
         self.tokens = type(self.model).token_plan(self.structure, self.config["model"])
         selected = folder.selected_weights(self.run_dir, self.config)
-        weights = folder.read_tensors(selected)
-        self.epoch = folder.checkpoint_epoch(selected)  # the training epoch of these weights
+        weights, self.epoch = folder.read_checkpoint(selected)  # epoch: the training epoch
         reading.load_weights(self.model, weights, selected)
         self.model.to(self.device).eval()
         self.norm = reading.read_normalization(self.run_dir / folder.NORMALIZATION, self.plan)

@@ -28,6 +28,7 @@ from ..errors import ModelZooError
 
 SECTIONS = ("model", "projection", "loss", "data", "augment", "train")
 RUN_FORMAT = "modelzoo-hyperrep/1"  # the ``format`` of a run folder's config.yaml
+RUN_RECORD_KEYS = ("format", "preset", "zoo")  # what a run's config.yaml holds besides settings
 # YAML 1.1 (PyYAML) reads "1e-3" (no dot) as a string; such values are numbers here.
 _EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
@@ -312,9 +313,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         where = f"line {mark.line + 1}" if mark else "?"
         raise ModelZooError(f"{path}: malformed YAML at {where}") from None
     if isinstance(loaded, dict) and loaded.get("format") == RUN_FORMAT:
-        # a run folder's config.yaml: its settings, without the record of where it ran
-        loaded = {k: v for k, v in loaded.items() if k not in ("format", "preset", "zoo")}
+        loaded = run_settings(loaded)
     return loaded if loaded is not None else {}
+
+
+def run_settings(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A run folder's config.yaml without the record of where it ran: its settings alone."""
+    return {k: v for k, v in record.items() if k not in RUN_RECORD_KEYS}
 
 
 def resolve(

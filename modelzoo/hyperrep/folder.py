@@ -106,18 +106,19 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise ModelZooError(f"{path}: cannot read autoencoder weights: {one_line(error)}") from None
 
 
-def checkpoint_epoch(path: Path) -> int:
-    """The training epoch a checkpoint holds (written into its safetensors metadata)."""
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], int]:
+    """A checkpoint's tensors and the training epoch in its metadata, from one read of the file."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as handle:
             recorded = (handle.metadata() or {}).get("epoch")
-    except Exception as error:  # damaged file
-        raise ModelZooError(f"{path}: cannot read the checkpoint's epoch: {one_line(error)}") from None
+            tensors = {n: handle.get_tensor(n) for n in handle.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as error:  # safetensors raises its own SafetensorError on a damaged file
+        raise ModelZooError(f"{path}: cannot read autoencoder weights: {one_line(error)}") from None
     if recorded is None or not recorded.isdigit():
         raise ModelZooError(f"{path}: no epoch in its metadata (not a train-ae checkpoint)")
-    return int(recorded)
+    return tensors, int(recorded)
 
 
 def read_parquet(path: Path):

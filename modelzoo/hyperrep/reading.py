@@ -14,10 +14,11 @@ from typing import Any
 
 import pandas as pd
 
+from ..architectures import plan_architecture
 from ..errors import ModelZooError
 from ..tokens import layer_groups
 from . import folder
-from .config import FIELDS, RUN_FORMAT, build_config
+from .config import FIELDS, RUN_FORMAT, defaults, merge, resolve, run_settings
 from .data import Normalization
 
 
@@ -69,7 +70,20 @@ def read_run_config(path: Path) -> dict[str, Any]:
     for key, (valid, expected) in ZOO_FIELDS.items():
         if key not in zoo or not valid(zoo[key]):
             raise ModelZooError(f"{path}: zoo.{key}: expected {expected}, got {zoo.get(key)!r}")
-    return {**raw, **build_config(file=path)}
+    return {**raw, **resolve(merge(defaults(), run_settings(raw), str(path)), str(path))}
+
+
+def plan_of(config: dict[str, Any], path: Path) -> Any:
+    """The architecture plan of the zoo a run was trained on, its size checked against the record."""
+    zoo = config["zoo"]
+    try:
+        plan = plan_architecture(zoo["architecture"], tuple(zoo["input_shape"]), zoo["num_classes"])
+    except ModelZooError as error:
+        raise ModelZooError(f"{path}: zoo: {error}") from None
+    if plan.parameters != zoo["parameters"]:
+        raise ModelZooError(f"{path}: zoo.parameters: {zoo['parameters']}, but {zoo['architecture']} "
+                            f"on input {zoo['input_shape']} has {plan.parameters}")  # fmt: skip
+    return plan
 
 
 def read_normalization(path: Path, plan: Any) -> Normalization:

@@ -55,23 +55,17 @@ def _same_architecture(zoo, other) -> None:
                             f"({zoo.parameters} parameters) of {zoo.path}")  # fmt: skip
 
 
-def _embedding_notes(name: str, zoo, fractions, split_seed) -> list[str]:
-    """Warn when a train-ae run was trained on another zoo or split than the probe uses."""
-    from ..hyperrep.folder import read_yaml
-
-    config_file = Path(name.partition(":")[2]) / "config.yaml"
-    if not config_file.is_file():
-        return []
-    record = read_yaml(config_file).get("zoo", {})
-    notes = []
-    if record.get("spec_fingerprint") not in (None, zoo.manifest.get("spec_fingerprint")):
-        notes.append(f"{name}: encoder trained on zoo {record.get('name')}, not {zoo.name}")
-    elif [float(f) for f in record.get("splits", fractions)] != [float(f) for f in fractions] or int(
-        record.get("split_seed", split_seed)) != int(split_seed):  # fmt: skip
-        notes.append(f"{name}: encoder trained on splits {record.get('splits')} (seed "
-                     f"{record.get('split_seed')}), probe uses {list(fractions)} (seed "
-                     f"{split_seed}): the encoder may have seen test models")  # fmt: skip
-    return notes
+def _embedding_notes(name: str, record: dict, zoo, fractions, split_seed) -> list[str]:
+    """Warn when a train-ae run (its checked ``zoo:`` record) was trained on another zoo or
+    split than the probe uses."""
+    if record["spec_fingerprint"] not in (None, zoo.manifest.get("spec_fingerprint")):
+        return [f"{name}: encoder trained on zoo {record['name']}, not {zoo.name}"]
+    same_split = [float(f) for f in record["splits"]] == [float(f) for f in fractions]
+    if not same_split or record["split_seed"] != int(split_seed):
+        return [f"{name}: encoder trained on splits {record['splits']} (seed "
+                f"{record['split_seed']}), probe uses {list(fractions)} (seed {split_seed}): "
+                "the encoder may have seen test models"]  # fmt: skip
+    return []
 
 
 def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence[str] | None = None,
@@ -87,11 +81,12 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
 
     zoo = _open(zoo)
     features = check_feature_names(list(features))
-    for name in features:  # a damaged run folder is one line now, not after the other fits
+    records = {}  # a damaged run folder is one line now, not after the other fits
+    for name in features:
         if name.startswith("embedding:"):
             from ..hyperrep import load_autoencoder
 
-            load_autoencoder(name.partition(":")[2])
+            records[name] = load_autoencoder(name.partition(":")[2]).config["zoo"]
     if not features:
         raise ModelZooError("features: none given; valid: " + ", ".join(DEFAULT_FEATURES))
     if isinstance(components, bool) or not isinstance(components, int) or components < 1:
@@ -127,7 +122,7 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
     for name in features:
         start = time.perf_counter()
         if name.startswith("embedding:"):
-            notes += _embedding_notes(name, zoo, fractions, split_seed)
+            notes += _embedding_notes(name, records[name], zoo, fractions, split_seed)
         context = FeatureContext(samples.weights[train], structure, components, fit_samples, seed)
         transform = build_transform(name, context)
         x = transform(samples.weights)
