@@ -247,3 +247,14 @@ def test_an_encoder_trained_on_other_splits_is_noted(ae_run):
     assert not any("may have seen test models" in note for note in same.notes)
     assert any(f"embedding:{ae_run}: encoder trained on splits [0.7, 0.15, 0.15] (seed 0)" in note
                and "may have seen test models" in note for note in other.notes), other.notes
+
+
+def test_an_embedding_run_is_loaded_once(ae_run, monkeypatch):
+    """The up-front check of the run folder and the feature set share one loaded encoder."""
+    import modelzoo.hyperrep as hyperrep
+
+    calls = []
+    real = hyperrep.load_autoencoder
+    monkeypatch.setattr(hyperrep, "load_autoencoder", lambda path: calls.append(path) or real(path))
+    run_probe(seed_zoo(), [f"embedding:{ae_run}"], ["epoch"], progress=False)
+    assert calls == [str(ae_run)]

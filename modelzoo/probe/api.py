@@ -81,12 +81,12 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
 
     zoo = _open(zoo)
     features = check_feature_names(list(features))
-    records = {}  # a damaged run folder is one line now, not after the other fits
+    encoders = {}  # loaded once, up front: a damaged run folder is one line before any fit
     for name in features:
         if name.startswith("embedding:"):
             from ..hyperrep import load_autoencoder
 
-            records[name] = load_autoencoder(name.partition(":")[2]).config["zoo"]
+            encoders[name] = load_autoencoder(name.partition(":")[2])
     if not features:
         raise ModelZooError("features: none given; valid: " + ", ".join(DEFAULT_FEATURES))
     if isinstance(components, bool) or not isinstance(components, int) or components < 1:
@@ -122,8 +122,10 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
     for name in features:
         start = time.perf_counter()
         if name.startswith("embedding:"):
-            notes += _embedding_notes(name, records[name], zoo, fractions, split_seed)
-        context = FeatureContext(samples.weights[train], structure, components, fit_samples, seed)
+            record = encoders[name].config["zoo"]
+            notes += _embedding_notes(name, record, zoo, fractions, split_seed)
+        context = FeatureContext(samples.weights[train], structure, components, fit_samples, seed,
+                                 encoder=encoders.get(name))  # fmt: skip
         transform = build_transform(name, context)
         x = transform(samples.weights)
         x_others = [(split, s, transform(s.weights)) for split, s in others]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,7 @@ class FeatureContext:
     fit_samples: int = 2000  # train states kernel PCA and UMAP are fitted on
     seed: int = 0
     run_dir: Path | None = None  # for "embedding:RUN_DIR"
+    encoder: Any = None  # the run folder's HyperRepresentation when the caller has loaded it
 
     def subsample(self) -> np.ndarray:
         """At most ``fit_samples`` train states, drawn with ``seed`` (kernel methods, UMAP)."""
@@ -166,9 +168,11 @@ def umap_features(context: FeatureContext) -> Transform:
 def embedding(context: FeatureContext) -> Transform:
     from ..hyperrep import load_autoencoder
 
-    if context.run_dir is None or not Path(context.run_dir).is_dir():
-        raise ModelZooError(f"embedding: {context.run_dir}: not a train-ae run folder")
-    encoder = load_autoencoder(context.run_dir)
+    encoder = context.encoder
+    if encoder is None:
+        if context.run_dir is None or not Path(context.run_dir).is_dir():
+            raise ModelZooError(f"embedding: {context.run_dir}: not a train-ae run folder")
+        encoder = load_autoencoder(context.run_dir)
     if encoder.parameters != context.train.shape[1]:
         raise ModelZooError(
             f"embedding: {context.run_dir} encodes {encoder.parameters} parameters, "
