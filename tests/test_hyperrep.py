@@ -281,11 +281,24 @@ def test_bad_configs_give_one_line_and_write_nothing(tmp_path, args, message):
     assert not out.exists() and not (tmp_path / "run.partial").exists()
 
 
-def test_config_file_errors_name_the_file(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("loss:\n  gamma: 2\n", "loss.gamma: expected a number in [0.0, 1.0]"),
+        ("train:\n  lr: 1e-3\n  lr: 1e-4\n", "cannot read: line 3: duplicate key 'lr'"),
+        ("train: !!python/object/apply:os.system ['echo pwned']\n",
+         "cannot read: line 1: YAML tag not allowed (!!python/object/apply:os.system)"),
+        ("train:\n  lr: [1e-3\n", "cannot read: malformed YAML at line 3"),
+    ],
+)
+def test_config_file_errors_name_the_file(tmp_path, text, message):
+    """A --config file is read like a spec: data only, no duplicate keys, one line naming it."""
     path = tmp_path / "ae.yaml"
-    path.write_text("loss:\n  gamma: 2\n")
+    path.write_text(text)
     result = _cli(str(seed_zoo()), "--config", str(path), "--out", str(tmp_path / "x"))
-    assert result.exit_code == 2 and f"{path}: loss.gamma: expected a number in [0.0, 1.0]" in result.output
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and f"{path}: {message}" in lines[0], lines
+    assert not (tmp_path / "x").exists()
 
 
 def test_cli_trains_and_refuses_an_existing_run(tmp_path, run):

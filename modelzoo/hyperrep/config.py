@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from ..errors import ModelZooError
+from ..yamlfile import read_yaml
 
 SECTIONS = ("model", "projection", "loss", "data", "augment", "train")
 RUN_FORMAT = "modelzoo-hyperrep/1"  # the ``format`` of a run folder's config.yaml
@@ -300,18 +301,8 @@ def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML config file (safe loader: data only)."""
-    path = Path(path)
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ModelZooError(f"{path}: cannot read: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise ModelZooError(f"{path}: cannot read: not UTF-8 text") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise ModelZooError(f"{path}: malformed YAML at {where}") from None
+    """A YAML config file (data only, no duplicate keys); a run's config.yaml gives its settings."""
+    loaded = read_yaml(path)
     if isinstance(loaded, dict) and loaded.get("format") == RUN_FORMAT:
         loaded = run_settings(loaded)
     return loaded if loaded is not None else {}

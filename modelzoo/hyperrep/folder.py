@@ -34,6 +34,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from .. import yamlfile
 from ..errors import ModelZooError
 from .config import RUN_FORMAT
 
@@ -131,10 +132,7 @@ def read_parquet(path: Path):
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ModelZooError(f"{path}: cannot read: {one_line(error)}") from None
+    loaded = yamlfile.read_yaml(path)
     if not isinstance(loaded, dict):
         raise ModelZooError(f"{path}: expected a mapping")
     return loaded

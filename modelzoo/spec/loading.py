@@ -1,4 +1,4 @@
-"""Reading spec files: safe YAML (no tags, no duplicate keys), bundled specs by name, and
+"""Reading spec files: safe YAML (``modelzoo.yamlfile``: no tags, no duplicate keys), bundled specs by name, and
 ``--set KEY=VALUE`` overrides applied before validation."""
 
 from __future__ import annotations
@@ -10,36 +10,12 @@ from typing import Any
 
 import yaml
 
+from .. import yamlfile
 from ..errors import SpecError
-from .fields import type_name
 from .records import Spec
 from .validation import grid_target, validate
 
 # --------------------------------------------------------------------------- loading
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe loader that refuses duplicate keys (a silent override is a classic spec bug)."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if not isinstance(key, str | int | float | bool) and key is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"a mapping key must be a plain value, got {type_name(key)}",
-                key_node.start_mark,
-            )  # fmt: skip
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def bundled_spec_dir() -> Path:
@@ -76,26 +52,8 @@ def resolve_spec_path(argument: str | Path) -> Path:
 
 
 def read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(f"{path}: cannot read: {error}") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.constructor.ConstructorError as error:
-        mark = error.problem_mark
-        where = f"line {mark.line + 1}" if mark else "?"
-        problem = error.problem or str(error)
-        if "could not determine a constructor" in problem:
-            problem = (
-                f"YAML tag not allowed ({problem.split('tag')[-1].strip()}); specs hold data only"
-            )
-        raise SpecError(f"{path}: {where}: {problem}") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SpecError(f"{path}: malformed YAML at {where}: {problem}") from None
+    """A spec file's data (safe, no duplicate keys); failures are one-line ``SpecError``s."""
+    return yamlfile.read_yaml(path, SpecError)
 
 
 def load_spec(source: str | Path, overrides: Iterable[str] = ()) -> Spec:
