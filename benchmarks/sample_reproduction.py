@@ -153,10 +153,9 @@ def main() -> None:
     run, seconds = train(args, zoo)
     rep = load_autoencoder(run)
     anchors = args.anchor_epochs or sorted(rep.config["zoo"]["epochs"])
-    log = rep.log
     result = {"preset": args.preset, "overrides": args.overrides, "epochs": args.epochs,
               "train_seconds": seconds, "threads": torch.get_num_threads(),
-              "best_epoch": int(log.loc[log["val_loss"].idxmin(), "epoch"]),
+              "checkpoint_epoch": rep.epoch,  # the autoencoder epoch the samples come from
               "anchor_epochs": anchors}  # fmt: skip
     if args.splits == "val":
         result.update(validation_report(zoo, rep, anchors))
