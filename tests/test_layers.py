@@ -21,6 +21,7 @@ LEVELS = {
     "modelzoo._lazy": 0,
     "modelzoo.resnet": 0,  # torch only; architectures builds it by name (importlib)
     "modelzoo.devices": 1,
+    "modelzoo.yamlfile": 1,  # the YAML reader every user-written file goes through
     "modelzoo.architectures": 1,
     "modelzoo.data": 1,
     "modelzoo.optim": 1,

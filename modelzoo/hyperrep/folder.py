@@ -34,8 +34,8 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from .. import yamlfile
 from ..errors import ModelZooError
+from ..yamlfile import read_yaml as read_yaml_data
 from .config import RUN_FORMAT
 
 CONFIG, NORMALIZATION, LOG = "config.yaml", "normalization.json", "log.parquet"
@@ -132,7 +132,7 @@ def read_parquet(path: Path):
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    loaded = yamlfile.read_yaml(path)
+    loaded = read_yaml_data(path)
     if not isinstance(loaded, dict):
         raise ModelZooError(f"{path}: expected a mapping")
     return loaded

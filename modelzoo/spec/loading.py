@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from .. import yamlfile
 from ..errors import SpecError
+from ..yamlfile import read_yaml as read_yaml_data
 from .records import Spec
 from .validation import grid_target, validate
 
@@ -53,7 +53,7 @@ def resolve_spec_path(argument: str | Path) -> Path:
 
 def read_yaml(path: Path) -> Any:
     """A spec file's data (safe, no duplicate keys); failures are one-line ``SpecError``s."""
-    return yamlfile.read_yaml(path, SpecError)
+    return read_yaml_data(path, SpecError)
 
 
 def load_spec(source: str | Path, overrides: Iterable[str] = ()) -> Spec:
