@@ -4,6 +4,7 @@ the behavioural loss, and the CLI's one-line errors. Sizes are tiny so the file 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from test_zoo_helpers import digits_zoo, seed_zoo
 
 from modelzoo import open_zoo
 from modelzoo.cli import main
+from modelzoo.errors import ModelZooError
 from modelzoo.hyperrep import list_presets, load_autoencoder, train_autoencoder
 from modelzoo.hyperrep.config import build_config
 from modelzoo.hyperrep.train import FAULT_ENV, Trainer
@@ -200,10 +202,13 @@ def test_resume_after_kill_ends_with_the_same_weights(tmp_path, run):
     state = yaml.safe_load((partial / "state.json").read_text())
     assert state["epoch"] == 3 and not out.exists()
     train_autoencoder(seed_zoo(), TINY, preset="ecd", out=out)  # the same call resumes
-    for name in ("final.safetensors", "best.safetensors", "checkpoints/epoch_0006.safetensors"):
+    for name in ("final.safetensors", "best.safetensors", "checkpoints/epoch_0006.safetensors",
+                 "state.safetensors"):  # fmt: skip
         mine, theirs = load_file(out / name), load_file(run / name)
         assert mine.keys() == theirs.keys()
         assert all(torch.equal(mine[k], theirs[k]) for k in mine), name
+        assert (out / name).read_bytes() == (run / name).read_bytes(), name  # metadata too
+    assert not (out / "writer.lock").exists() and not partial.exists()
     pd.testing.assert_frame_equal(pd.read_parquet(out / "log.parquet").drop(columns="seconds"),
                                   pd.read_parquet(run / "log.parquet").drop(columns="seconds"))  # fmt: skip
 
@@ -252,6 +257,14 @@ def test_cli_lists_presets_with_their_sources():
     for name in list_presets():
         assert any(line.split()[0] == name and "paper" in line for line in result.output.splitlines())
     assert len(list_presets()) == 14
+    lines = result.output.splitlines()
+    sets = {line.split()[0]: lines[i + 1] for i, line in enumerate(lines) if "paper" in line}
+    assert sets["ed"].split() == ["sets:", "loss.gamma=0.0,", "train.epochs=1000"]
+    base = build_config(None)
+    for name, line in sets.items():  # each line lists exactly the keys the preset changes
+        changed = build_config(name)
+        differ = {f"{s}.{k}" for s in base for k in base[s] if changed[s][k] != base[s][k]}
+        assert set(re.findall(r"(\w+\.\w+)=", line)) == differ, name
 
 
 @pytest.mark.parametrize(
@@ -468,3 +481,111 @@ def test_damaged_bytes_and_columns_are_one_line(tmp_path, run):
     frame.to_parquet(copy / "embeddings.parquet")
     with pytest.raises(ModelZooError, match="embeddings.parquet: missing column\\(s\\) split"):
         _ = load_autoencoder(copy).embeddings
+
+
+def _interrupted_after_epoch_one(zoo, out, monkeypatch) -> Path:
+    """A partial run folder as Ctrl-C after epoch 1 leaves it."""
+    saved = Trainer.save_epoch
+
+    def save_then_stop(self, row, last):
+        saved(self, row, last)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "save_epoch", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_autoencoder(zoo, TINY, preset="ecd", out=out)
+    monkeypatch.setattr(Trainer, "save_epoch", saved)
+    partial = out.with_name(out.name + ".partial")
+    assert (partial / "state.json").is_file() and not (partial / "writer.lock").exists()
+    return partial
+
+
+def test_resume_refuses_a_zoo_that_changed_since(tmp_path, monkeypatch):
+    """A zoo that grew between the interrupt and the resume would train the rest of the run on
+    other models than its normalisation and first epochs saw: refused, naming what changed."""
+    zoo = open_zoo(seed_zoo())
+    first = zoo.select(model_id=list(zoo.model_ids[: len(zoo.model_ids) * 3 // 4]))
+    out = tmp_path / "run"
+    partial = _interrupted_after_epoch_one(first, out, monkeypatch)
+    before = sorted(p.name for p in partial.iterdir())
+    with pytest.raises(ModelZooError, match=r"different config or zoo \(zoo.split_states: \["):
+        train_autoencoder(zoo, TINY, preset="ecd", out=out)
+    assert sorted(p.name for p in partial.iterdir()) == before and not out.exists()
+
+
+def test_a_second_process_on_the_same_out_is_refused(tmp_path, monkeypatch):
+    """Two train-ae runs on one --out would both write its .partial: the second is refused with
+    the first one's pid, and the first's files are left alone."""
+    import json
+    import socket
+
+    from modelzoo.store import lock
+
+    out = tmp_path / "run"
+    partial = _interrupted_after_epoch_one(seed_zoo(), out, monkeypatch)
+    before = {p.name: p.stat().st_mtime_ns for p in partial.iterdir()}
+    other = os.getppid()  # a live process on this host that is not us
+    (partial / "writer.lock").write_text(json.dumps(
+        {"pid": other, "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00",
+         "token": "other", "boot": lock._boot_id()}))  # fmt: skip
+    result = _cli(str(seed_zoo()), "--preset", "ecd", "--out", str(out))
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert f"another modelzoo process is writing this folder (pid {other} on" in lines[0]
+    assert {p.name: p.stat().st_mtime_ns for p in partial.iterdir() if p.name != "writer.lock"} == before
+
+
+@pytest.mark.parametrize(
+    ("splits", "select", "message"),
+    [
+        ("[0.98, 0.01, 0.01]", "best", "leave 12 train / 0 validation / 0 test states; "
+         "train.select=best needs at least 2 (NT-Xent compares two) to choose on"),
+        ("[0.1, 0.1, 0.8]", "final", "leave 1 train / 1 validation / 10 test states; training "
+         "needs at least 2 (NT-Xent compares two)"),
+    ],
+)
+def test_splits_too_small_for_the_config_are_refused(tmp_path, splits, select, message):
+    """Small, --limit or --sample zoos can leave a split empty: refused before anything is
+    written instead of silently choosing the best epoch on the training loss."""
+    out = tmp_path / "run"
+    result = _cli(str(seed_zoo()), "--preset", "ecd", "--set", f"data.splits={splits}",
+                  "--set", "data.epochs=[3]", "--set", f"train.select={select}", "--out", str(out))  # fmt: skip
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert message in lines[0], lines[0]
+    assert not out.exists() and not (tmp_path / "run.partial").exists()
+
+
+def test_an_empty_validation_split_with_select_final_logs_nan_not_the_train_loss(tmp_path):
+    config = {**TINY, "data": {"splits": [0.98, 0.01, 0.01]},
+              "train": {**TINY["train"], "epochs": 2, "select": "final"}}  # fmt: skip
+    rep = train_autoencoder(seed_zoo(), config, preset="ecd", out=tmp_path / "run")
+    assert rep.log["val_loss"].isna().all() and rep.log["train_loss"].notna().all()
+    assert rep.config["zoo"]["split_states"][1:] == [0, 0] and rep.epoch == 2
+
+
+def test_validation_never_scores_a_lone_state(tmp_path):
+    """Validation batches hold batch .. 2*batch-1 states: a split of 2*batch+1 is two batches,
+    none of one state (NT-Xent of one state is 0, which made val_loss look perfect)."""
+    zoo = open_zoo(seed_zoo())
+    config = build_config("ecd", overrides=["model.d_model=16", "model.ff_dim=16", "model.heads=2",
+                                            "model.latent=8", "train.batch_size=4"])  # fmt: skip
+    trainer = Trainer(zoo, config, Path("unused"))
+    trainer.splits["val"] = type(trainer.splits["val"])(
+        *(part[:9] for part in (trainer.splits["train"].model_ids, trainer.splits["train"].epochs,
+                                trainer.splits["train"].flat, trainer.splits["train"].activations)))  # fmt: skip
+    seen = []
+    real = trainer.losses
+    trainer.losses = lambda split, rows, epoch, batch: seen.append(rows.size) or real(split, rows, epoch, batch)
+    row = trainer.validate()
+    assert seen == [5, 4] and row["val_contrast"] > 0 and row["val_structural"] > 0
+
+
+def test_out_that_cannot_be_a_folder_is_one_line(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out, message in ((afile / "sub", f"{afile} is a file, not a folder"),
+                         (afile, "is a file; choose a new folder")):  # fmt: skip
+        result = _cli(str(seed_zoo()), "--out", str(out))
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output

@@ -122,8 +122,11 @@ def load_autoencoder(run_dir: str | Path, device: str = "cpu") -> HyperRepresent
     return HyperRepresentation(run_dir, device)
 
 
-def zoo_record(zoo: Any, config: dict[str, Any], epochs: list[int]) -> dict[str, Any]:
-    """The ``zoo:`` mapping of config.yaml: what the run was trained on, and how it was split."""
+def zoo_record(
+    zoo: Any, config: dict[str, Any], epochs: list[int], states: list[int]
+) -> dict[str, Any]:
+    """The ``zoo:`` mapping of config.yaml: what the run was trained on, and how it was split
+    (``states``: train / val / test states, so a resume notices a zoo that has grown since)."""
     return {
         "path": str(Path(zoo.path).resolve()),
         "name": zoo.name,
@@ -135,6 +138,7 @@ def zoo_record(zoo: Any, config: dict[str, Any], epochs: list[int]) -> dict[str,
         "splits": list(config["data"]["splits"]),
         "split_seed": int(config["data"]["split_seed"]),
         "epochs": [int(e) for e in epochs],
+        "split_states": [int(n) for n in states],
     }
 
 
@@ -168,47 +172,38 @@ def run_training(
     from .data import epoch_window
     from .train import Trainer
 
-    if out.exists():
-        raise ModelZooError(
-            f"--out {out}: already exists; choose a new folder (a finished run "
-            "is never overwritten)"
-        )
+    folder.check_out(out)
     config = {**config, "train": {**config["train"],
                                   "device": resolve_device(config["train"]["device"])}}  # fmt: skip
     check_device_here(config["train"]["device"])
-    epochs = epoch_window(zoo, config["data"]["epochs"])
+    work = folder.partial_dir(out)
+    trainer = Trainer(zoo, config, work)  # reads and checks everything; writes nothing
+    states = [len(trainer.splits[name]) for name in ("train", "val", "test")]
     record = {
         "format": folder.FORMAT,
         "preset": preset,
         **config,
-        "zoo": zoo_record(zoo, config, epochs),
+        "zoo": zoo_record(zoo, config, epoch_window(zoo, config["data"]["epochs"]), states),
     }
-    work = folder.partial_dir(out)
-    trainer = Trainer(zoo, config, work)
-    resumed = False
-    if work.exists():
-        previous = (
-            folder.read_yaml(work / folder.CONFIG) if (work / folder.CONFIG).is_file() else {}
-        )
-        if _comparable(previous) != _comparable(record):
-            key = next(
-                (k for k in _flat(record) if _flat(previous).get(k) != _flat(record)[k]), "?"
-            )
-            raise ModelZooError(
-                f"{work}: an interrupted run with a different config ({key}: "
-                f"{_flat(previous).get(key)!r} there, {_flat(record).get(key)!r} "
-                "now); delete it or choose another --out"
-            )
-        resumed = trainer.resume()
-    else:
-        work.mkdir(parents=True)
-        folder.write_yaml(work / folder.CONFIG, record)
-        folder.write_json(work / folder.NORMALIZATION, trainer.norm.as_json())
-    trainer.resumed = resumed
-    if trainer.epoch < trainer.epochs:
-        trainer.run(progress=progress)
-    finish(trainer, zoo, work)
-    work.rename(out)
+    with folder.claimed(work, out):  # one process per run folder; kill -9 leaves it resumable
+        if (work / folder.CONFIG).is_file():
+            previous = folder.read_yaml(work / folder.CONFIG)
+            if _comparable(previous) != _comparable(record):
+                key = next(
+                    (k for k in _flat(record) if _flat(previous).get(k) != _flat(record)[k]), "?"
+                )
+                raise ModelZooError(
+                    f"{work}: an interrupted run with a different config or zoo ({key}: "
+                    f"{_flat(previous).get(key)!r} there, {_flat(record).get(key)!r} "
+                    "now); delete it or choose another --out"
+                )
+            trainer.resume()
+        else:
+            folder.write_yaml(work / folder.CONFIG, record)
+            folder.write_json(work / folder.NORMALIZATION, trainer.norm.as_json())
+        if trainer.epoch < trainer.epochs:
+            trainer.run(progress=progress)
+        finish(trainer, zoo, work)
     return HyperRepresentation(out, config["train"]["device"])
 
 

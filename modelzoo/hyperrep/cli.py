@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -50,7 +51,11 @@ import click
     help="Run folder to create (must not exist; an interrupted run of the same "
     "command resumes from OUT.partial).",
 )
-@click.option("--list-presets", is_flag=True, help="Print the presets with their sources.")
+@click.option(
+    "--list-presets",
+    is_flag=True,
+    help="Print the presets: each one's source and the settings it changes from the defaults.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_ae(
     zoo, preset, config_file, overrides, epochs, device, data_dir, out, list_presets, quiet
@@ -74,11 +79,17 @@ def train_ae(
     from ..errors import ModelZooError
 
     if list_presets:
+        from .config import defaults
         from .presets import PRESETS
 
+        base = defaults()
         width = max(len(name) for name in PRESETS)
         for name, entry in PRESETS.items():
             click.echo(f"{name:<{width}}  {entry.source}")
+            changed = [f"{section}.{key}={value if isinstance(value, str) else json.dumps(value)}"
+                       for section, values in entry.settings.items()
+                       for key, value in values.items() if base[section].get(key) != value]  # fmt: skip
+            click.echo(f"{'':<{width}}    sets: {', '.join(changed) or '(the defaults)'}")
         return
     if zoo is None:
         raise ModelZooError("train-ae: missing ZOO (a zoo folder); see modelzoo train-ae --help")
@@ -90,10 +101,22 @@ def train_ae(
 
     extra = [f"data.data_dir={data_dir}"] if data_dir is not None else []
     config = build_config(preset, config_file, [*overrides, *extra], epochs=epochs, device=device)
-    rep = run_training(open_zoo(zoo), config, out, preset=preset, progress=not quiet)
+    try:
+        rep = run_training(open_zoo(zoo), config, out, preset=preset, progress=not quiet)
+    except KeyboardInterrupt:
+        from .folder import partial_dir
+
+        click.echo(f"interrupted: the last finished epoch is kept in {partial_dir(out)}; rerun "
+                   "the same command to resume", err=True)  # fmt: skip
+        click.get_current_context().exit(130)
     log = rep.log.set_index("epoch")
     r2 = log["r2_test"].get(rep.epoch, float("nan")) if "r2_test" in log else float("nan")
-    shown = f"test R^2 {r2:.3f}" if r2 == r2 else "test R^2 not logged at that epoch (eval_every)"
+    if rep.config["zoo"]["split_states"][2] == 0:
+        shown = "no test states: the zoo's test split is empty"
+    elif r2 == r2:
+        shown = f"test R^2 {r2:.3f}"
+    else:
+        shown = "test R^2 not logged at that epoch (eval_every)"
     click.echo(
         f"{out}: {rep.config['model']['name']} L={rep.latent}, {int(log.index.max())} epochs; "
         f"kept the {rep.config['train']['select']} checkpoint (epoch {rep.epoch}, {shown}); "

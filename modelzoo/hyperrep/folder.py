@@ -27,6 +27,7 @@ import functools
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ FINAL, BEST, STATE, STATE_JSON = (
 )
 CURVES, EMBEDDINGS, CHECKPOINTS = "curves.png", "embeddings.parquet", "checkpoints"
 FORMAT = RUN_FORMAT
+METADATA = "modelzoo"  # the one safetensors metadata key: JSON {"epoch", "format"}
 
 
 @functools.cache
@@ -59,6 +61,45 @@ def _file_mode() -> int:
 
 def partial_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
+
+
+def check_out(out: Path) -> None:
+    """One line, before anything is read or written, for an --out that cannot become a run."""
+    if out.is_file():
+        raise ModelZooError(f"--out {out}: is a file; choose a new folder")
+    if (out / CONFIG).is_file():
+        raise ModelZooError(f"--out {out}: already exists and holds a finished run; choose a "
+                            "new folder (a finished run is never overwritten)")  # fmt: skip
+    if out.exists():
+        raise ModelZooError(f"--out {out}: already exists; choose a new folder")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ModelZooError(f"--out {out}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ModelZooError(f"--out {out}: cannot create folders in {parent} (permission denied)")
+
+
+@contextlib.contextmanager
+def claimed(work: Path, out: Path) -> Iterator[None]:
+    """Hold ``work`` for the block (the store's writer lock: a second train-ae on the same --out
+    is refused naming this process), then rename it to ``out``. A failure or an interrupt keeps
+    ``work`` for the resume; a ``kill -9``'s lock is taken over by the next run."""
+    from ..store.lock import LOCK_FILE, WriterLock
+
+    try:
+        lock = WriterLock.acquire(work)
+    except OSError as error:
+        raise ModelZooError(f"--out {out}: cannot create {work}: {error.strerror or error}") from None
+    try:
+        if out.exists():  # finished by another process since the checks
+            raise ModelZooError(f"--out {out}: already exists; choose a new folder")
+        yield
+        os.replace(work, out)  # still locked while it moves
+        (out / LOCK_FILE).unlink(missing_ok=True)
+    finally:
+        lock.release()
 
 
 def _atomic(path: Path, write) -> None:
@@ -87,9 +128,12 @@ def write_yaml(path: Path, document: Any) -> None:
     write_text(path, yaml.safe_dump(document, sort_keys=False))
 
 
-def write_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], epoch: int) -> None:
+    """Tensors plus one metadata entry (JSON, sorted keys: safetensors writes several entries
+    in hash order, and equal weights should give equal bytes)."""
     plain = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    _atomic(path, lambda tmp: save_file(plain, tmp, metadata={"format": FORMAT, **meta}))
+    meta = {METADATA: json.dumps({"epoch": int(epoch), "format": FORMAT}, sort_keys=True)}
+    _atomic(path, lambda tmp: save_file(plain, tmp, metadata=meta))
 
 
 def write_parquet(path: Path, frame) -> None:
@@ -113,13 +157,17 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], int]:
 
     try:
         with safe_open(str(path), framework="pt") as handle:
-            recorded = (handle.metadata() or {}).get("epoch")
+            entry = (handle.metadata() or {}).get(METADATA)
             tensors = {n: handle.get_tensor(n) for n in handle.keys()}  # noqa: SIM118 (not a dict)
     except Exception as error:  # safetensors raises its own SafetensorError on a damaged file
         raise ModelZooError(f"{path}: cannot read autoencoder weights: {one_line(error)}") from None
-    if recorded is None or not recorded.isdigit():
+    try:
+        recorded = json.loads(entry)["epoch"]
+    except (TypeError, ValueError, KeyError):
+        recorded = None
+    if isinstance(recorded, bool) or not isinstance(recorded, int) or recorded < 0:
         raise ModelZooError(f"{path}: no epoch in its metadata (not a train-ae checkpoint)")
-    return tensors, int(recorded)
+    return tensors, recorded
 
 
 def read_parquet(path: Path):

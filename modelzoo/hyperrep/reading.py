@@ -51,6 +51,10 @@ ZOO_FIELDS = {
         lambda v: isinstance(v, list) and len(v) > 0 and all(_count(e, 0) for e in v),
         "a non-empty list of epochs",
     ),
+    "split_states": (
+        lambda v: isinstance(v, list) and len(v) == 3 and all(_count(n, 0) for n in v),
+        "three state counts (train, val, test)",
+    ),
 }
 
 

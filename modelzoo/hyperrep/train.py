@@ -60,6 +60,8 @@ class Trainer:
         self.splits, self.norm = load_splits(zoo, config["data"])
         self.gamma, self.beta = self.loss_cfg["gamma"], self.loss_cfg["beta"]
         self.views = 2 if self.gamma > 0 else 1
+        self.min_states = 2 if self.gamma > 0 else 1  # NT-Xent needs a second sample
+        self.check_split_sizes()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(self.seed, "ae-init"))
             self.model = build_autoencoder(model_cfg, self.structure)
@@ -101,6 +103,22 @@ class Trainer:
         self.paper_pool = torch.from_numpy(
             permutation_pool(self.structure, PAPER_POOL, self.seed, "ae-paper-pool")
         )
+
+    def check_split_sizes(self) -> None:
+        """Refuse, before anything is written, a split too small for what the config asks of it
+        (small, --limit or --sample zoos: the splits are cut over the planned models)."""
+        data, select = self.config["data"], self.config["train"]["select"]
+        sizes = {name: len(split) for name, split in self.splits.items()}
+        where = (f"{self.zoo.path}: data.splits {list(data['splits'])} (split seed "
+                 f"{data['split_seed']}) leave {sizes['train']} train / {sizes['val']} validation / "
+                 f"{sizes['test']} test states")  # fmt: skip
+        need = f"{self.min_states} ({'NT-Xent compares two' if self.min_states == 2 else 'one'})"
+        if sizes["train"] < self.min_states:
+            raise ModelZooError(f"{where}; training needs at least {need}: a larger zoo or a "
+                                "larger train fraction")  # fmt: skip
+        if select == "best" and sizes["val"] < self.min_states:
+            raise ModelZooError(f"{where}; train.select=best needs at least {need} to choose on: "
+                                "--set train.select=final, other data.splits or a larger zoo")  # fmt: skip
 
     # ------------------------------------------------------------------ schedule
     def lr_at(self, step: int) -> float:
@@ -212,18 +230,19 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
+        """Every loss term's mean over the validation states; NaN when there are too few (only
+        with train.select=final). Batches of ``batch`` to ``2 * batch - 1`` states, so none is
+        left with a single state that NT-Xent could not score."""
         self.modules.eval()
-        val = self.splits["val"] if len(self.splits["val"]) else self.splits["train"]
-        sums, batches = dict.fromkeys(TERMS, 0.0), 0
-        for batch, start in enumerate(range(0, len(val), self.batch)):
-            rows = np.arange(start, min(start + self.batch, len(val)))
-            if self.head is not None and rows.size < 2:
-                continue
+        val = self.splits["val"]
+        if len(val) < self.min_states:
+            return {f"val_{name}": math.nan for name in TERMS}
+        sums = dict.fromkeys(TERMS, 0.0)
+        for batch, rows in enumerate(np.array_split(np.arange(len(val)), max(len(val) // self.batch, 1))):
             terms = self.losses(val, rows, 0, batch)
             for name in TERMS:
                 sums[name] += float(terms[name]) * rows.size
-            batches += rows.size
-        return {f"val_{name}": value / max(batches, 1) for name, value in sums.items()}
+        return {f"val_{name}": value / len(val) for name, value in sums.items()}
 
     @torch.no_grad()
     def reconstruct(self, flat: torch.Tensor) -> torch.Tensor:
@@ -307,20 +326,19 @@ class Trainer:
         return {k: v for k, v in self.modules.state_dict().items()}
 
     def save_epoch(self, row: dict[str, float], last: bool) -> None:
-        meta = {"epoch": str(self.epoch)}
         folder.write_parquet(self.work / folder.LOG, pd.DataFrame(self.log))
         if row["val_loss"] < self.best_val:
             self.best_val, self.best_epoch = row["val_loss"], self.epoch
-            folder.write_tensors(self.work / folder.BEST, self.weights(), meta)
+            folder.write_tensors(self.work / folder.BEST, self.weights(), self.epoch)
         every = self.config["train"]["checkpoint_every"]
         if every and self.epoch % every == 0:
             (self.work / folder.CHECKPOINTS).mkdir(exist_ok=True)
             path = self.work / folder.CHECKPOINTS / f"epoch_{self.epoch:04d}.safetensors"
-            folder.write_tensors(path, self.weights(), meta)
+            folder.write_tensors(path, self.weights(), self.epoch)
         if last:
-            folder.write_tensors(self.work / folder.FINAL, self.weights(), meta)
+            folder.write_tensors(self.work / folder.FINAL, self.weights(), self.epoch)
         moments, settings = folder.optimizer_tensors(self.optimizer)
-        folder.write_tensors(self.work / folder.STATE, {**self.weights(), **moments}, meta)
+        folder.write_tensors(self.work / folder.STATE, {**self.weights(), **moments}, self.epoch)
         folder.write_json(
             self.work / folder.STATE_JSON,
             {
