@@ -281,6 +281,8 @@ def test_cli_lists_presets_with_their_sources():
         (["--epochs", "0"], "--epochs: train.epochs: expected an integer >= 1"),
         (["--set", "data.splits=[1, 0, 0]"], "--set: data.splits: a validation fraction of 0 "
                                              "leaves train.select=best nothing to choose on"),
+        (["--set", "loss.query_dataset=digits"], "--set: loss.query_dataset: only read when "
+                                                 "loss.queries=dataset (it is 'train')"),
         (["--set", "model.d_model=16", "--set", "model.heads=3"],
          "--set: model.heads: 3 does not divide model.d_model 16; choose one of: 1, 2, 4, 8, 16"),
     ],
@@ -481,6 +483,32 @@ def test_damaged_bytes_and_columns_are_one_line(tmp_path, run):
     frame.to_parquet(copy / "embeddings.parquet")
     with pytest.raises(ModelZooError, match="embeddings.parquet: missing column\\(s\\) split"):
         _ = load_autoencoder(copy).embeddings
+    edits = {
+        "split": (lambda f: f.assign(split="training"), r"split: unknown value\(s\) \['training'\]"),
+        "twice": (lambda f: pd.concat([f, f.iloc[:1]]), r"\(model_id, epoch\) appears twice"),
+        "nan": (lambda f: f.assign(z_0=np.where(f.index < 3, np.nan, f["z_0"])), "3 row\\(s\\) hold NaN"),
+    }  # fmt: skip
+    for name, (edit, message) in edits.items():
+        copy = tmp_path / f"embeddings_{name}"
+        shutil.copytree(run, copy)
+        edit(pd.read_parquet(copy / "embeddings.parquet")).to_parquet(copy / "embeddings.parquet")
+        with pytest.raises(ModelZooError, match=message):
+            _ = load_autoencoder(copy).embeddings
+
+
+def test_encode_and_decode_refuse_what_has_no_answer(run):
+    rep = load_autoencoder(run)
+    flat = np.array(open_zoo(seed_zoo()).weights(epochs=0)[:3], dtype=np.float32)
+    flat[1, 0] = np.nan
+    with pytest.raises(ModelZooError, match="encode: 1 of 3 weight vectors hold NaN or inf"):
+        rep.encode(flat)
+    with pytest.raises(ModelZooError, match="per_token is for the sequential model"):
+        rep.encode(flat[[0, 2]], per_token=True)
+    with pytest.raises(ModelZooError, match="decode: the latents hold NaN"):
+        rep.decode(np.full((1, rep.latent), np.nan, np.float32))
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelZooError, match="this machine has 0 CUDA device"):
+            load_autoencoder(run, device="cuda")
 
 
 def _interrupted_after_epoch_one(zoo, out, monkeypatch) -> Path:

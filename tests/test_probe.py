@@ -258,3 +258,24 @@ def test_an_embedding_run_is_loaded_once(ae_run, monkeypatch):
     monkeypatch.setattr(hyperrep, "load_autoencoder", lambda path: calls.append(path) or real(path))
     run_probe(seed_zoo(), [f"embedding:{ae_run}"], ["epoch"], progress=False)
     assert calls == [str(ae_run)]
+
+
+def test_embeddings_default_to_the_splits_their_run_was_trained_on(ae_run, tmp_path):
+    """Without --splits / --split-seed, probing a run's embeddings uses that run's splits, so
+    none of the encoder's training models lands in the probe's test split."""
+    import shutil
+
+    import yaml
+
+    edited = tmp_path / "run"
+    shutil.copytree(ae_run, edited)
+    config = yaml.safe_load((edited / "config.yaml").read_text())
+    config["data"]["splits"] = config["zoo"]["splits"] = [0.5, 0.25, 0.25]
+    config["data"]["split_seed"] = config["zoo"]["split_seed"] = 1
+    (edited / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    got = cli([seed_zoo(), "--embeddings", edited, "--targets", "epoch", "--quiet"])
+    assert got.exit_code == 0, got.output
+    assert "splits 0.5,0.25,0.25 (seed 1)" in got.output and "may have seen" not in got.output
+    given = cli([seed_zoo(), "--embeddings", edited, "--targets", "epoch", "--split-seed", "0",
+                 "--quiet"])  # fmt: skip
+    assert "splits 0.5,0.25,0.25 (seed 0)" in given.output and "may have seen" in given.output

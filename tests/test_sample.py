@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 from scipy import stats
 from test_zoo_helpers import seed_zoo
@@ -312,3 +313,32 @@ def test_sequential_runs_sample_their_flattened_token_latents(tmp_path):
             expected.append((net(test.images).argmax(1) == test.labels).double().mean().item())
     np.testing.assert_allclose(np.sort(stored), np.sort(expected), atol=1e-12)
     assert len(open_zoo(tmp_path / "rep" / "zoos" / "kde")) == 3
+
+
+def test_a_contrast_only_run_is_refused_and_the_runs_data_dir_is_the_default(run, tmp_path,
+                                                                           monkeypatch):  # fmt: skip
+    """An `ec` run's decoder was never trained; the images train-ae was pointed at (its
+    --data-dir, recorded in config.yaml) are where sample looks when not told otherwise."""
+    import shutil
+
+    import modelzoo.data as data
+
+    edited = tmp_path / "edited"
+    shutil.copytree(run, edited)
+    config = yaml.safe_load((edited / "config.yaml").read_text())
+    config["loss"]["gamma"] = 1.0
+    (edited / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli(), ["sample", str(edited), "--out", str(out)])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "loss.gamma=1" in lines[0], result.output
+    assert not out.exists()
+    config["loss"]["gamma"], config["data"]["data_dir"] = 0.5, str(tmp_path / "images")
+    (edited / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    seen = []
+    real = data.load_training_data
+    monkeypatch.setattr(data, "load_training_data", lambda c: seen.append(c.data_dir) or real(c))
+    Context(str(edited), Settings(n=1, seed=0))
+    assert seen == [str(tmp_path / "images")]
+    Context(str(edited), Settings(n=1, seed=0), data_dir=str(tmp_path / "given"))
+    assert seen[-1] == str(tmp_path / "given")

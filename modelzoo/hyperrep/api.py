@@ -35,9 +35,10 @@ class HyperRepresentation:
         self.config: dict[str, Any] = reading.read_run_config(self.run_dir / folder.CONFIG)
         self.plan = reading.plan_of(self.config, self.run_dir / folder.CONFIG)
         self.structure = WeightStructure.of(self.plan)
-        from ..devices import resolve_device
+        from ..devices import check_device_here, resolve_device
 
         self.device = torch.device(resolve_device(device))
+        check_device_here(str(self.device))
         self.model = build_autoencoder(self.config["model"], self.structure)
         self.tokens = type(self.model).token_plan(self.structure, self.config["model"])
         selected = folder.selected_weights(self.run_dir, self.config)
@@ -74,6 +75,10 @@ class HyperRepresentation:
             raise ModelZooError(
                 f"encode: expected weights [N, {self.parameters}], got {list(flat.shape)}"
             )
+        bad = int((~np.isfinite(flat).all(axis=1)).sum())
+        if bad:
+            raise ModelZooError(f"encode: {bad} of {len(flat)} weight vectors hold NaN or inf (a "
+                                "diverged model has no embedding; drop those rows)")  # fmt: skip
         return flat
 
     @torch.no_grad()
@@ -81,6 +86,9 @@ class HyperRepresentation:
         """Raw flat weights ``[N, P]`` -> embeddings ``[N, L]`` (``per_token``: the sequential
         model's token latents ``[N, tokens, L]``, which is what :meth:`decode` takes for it)."""
         flat = self._check(flat)
+        if per_token and self.config["model"]["name"] != "sequential":
+            raise ModelZooError(f"encode: per_token is for the sequential model; this run's "
+                                f"is {self.config['model']['name']!r} (one latent per network)")  # fmt: skip
         out = []
         for start in range(0, len(flat), CHUNK):
             part = torch.from_numpy(self.norm.apply(flat[start : start + CHUNK])).to(self.device)
@@ -103,6 +111,8 @@ class HyperRepresentation:
             raise ModelZooError(
                 f"decode: expected {shape} with L={self.latent}, got {list(z.shape)}"
             )
+        if not np.isfinite(z).all():
+            raise ModelZooError("decode: the latents hold NaN or inf")
         out = []
         for start in range(0, len(z), CHUNK):
             part = torch.from_numpy(z[start : start + CHUNK]).to(self.device)

@@ -347,6 +347,11 @@ def resolve(
         )
     if loss["queries"] == "dataset" and loss["beta"] < 1 and not loss["query_dataset"]:
         raise ModelZooError(f"{source}: loss.query_dataset: queries=dataset needs a dataset name")
+    if loss["query_dataset"] and loss["queries"] != "dataset":
+        raise ModelZooError(
+            f"{origins.get('loss.query_dataset', source)}: loss.query_dataset: only read when "
+            f"loss.queries=dataset (it is {loss['queries']!r}); set both or neither"
+        )
     if loss["gamma"] == 1 and loss["beta"] < 1:
         raise ModelZooError(f"{source}: loss.beta: gamma=1 trains no decoder, so beta must be 1")
     resolved = {section: dict(config[section]) for section in SECTIONS}

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..architectures import plan_architecture
@@ -134,4 +135,14 @@ def read_embeddings(path: Path, latent: int) -> pd.DataFrame:
         shown = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
         raise ModelZooError(f"{path}: missing column(s) {shown} (expected model_id, epoch, "
                             f"split, z_0..z_{latent - 1})")  # fmt: skip
+    splits = set(frame["split"].unique()) - {"train", "val", "test", "none"}
+    if splits:
+        raise ModelZooError(f"{path}: split: unknown value(s) {sorted(map(str, splits))}; "
+                            "expected train, val, test or none")  # fmt: skip
+    if frame.duplicated(["model_id", "epoch"]).any():
+        raise ModelZooError(f"{path}: a (model_id, epoch) appears twice")
+    z = frame[needed[3:]].to_numpy(dtype=np.float64)
+    if not np.isfinite(z).all():
+        raise ModelZooError(f"{path}: {int((~np.isfinite(z).all(axis=1)).sum())} row(s) hold "
+                            "NaN or inf embeddings")  # fmt: skip
     return frame

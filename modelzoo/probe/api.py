@@ -59,7 +59,8 @@ def _embedding_notes(name: str, record: dict, zoo, fractions, split_seed) -> lis
     """Warn when a train-ae run (its checked ``zoo:`` record) was trained on another zoo or
     split than the probe uses."""
     if record["spec_fingerprint"] not in (None, zoo.manifest.get("spec_fingerprint")):
-        return [f"{name}: encoder trained on zoo {record['name']}, not {zoo.name}"]
+        return [f"{name}: encoder trained on zoo {record['name']} ({record['path']}), not "
+                f"{zoo.name} ({Path(zoo.path).resolve()})"]  # fmt: skip
     same_split = [float(f) for f in record["splits"]] == [float(f) for f in fractions]
     if not same_split or record["split_seed"] != int(split_seed):
         return [f"{name}: encoder trained on splits {record['splits']} (seed "

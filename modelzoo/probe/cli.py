@@ -45,11 +45,13 @@ def _names(values: tuple[str, ...]) -> list[str]:
               "split; repeatable).")  # fmt: skip
 @click.option(
     "--splits",
-    default="0.7,0.15,0.15",
-    show_default=True,
-    help="Model-level train,val,test fractions (zoo.split).",
+    default=None,
+    help="Model-level train,val,test fractions (zoo.split). Default: 0.7,0.15,0.15, or with "
+    "--embeddings the splits that run was trained on (its training models stay out of the "
+    "probe's test split).",
 )
-@click.option("--split-seed", default=0, show_default=True, help="Seed of the model-level split.")
+@click.option("--split-seed", default=None, type=int,
+              help="Seed of the model-level split. Default: 0, or the --embeddings run's.")  # fmt: skip
 @click.option(
     "--components", default=16, show_default=True, help="Dimensions of PCA, kernel PCA and UMAP."
 )
@@ -92,6 +94,15 @@ def probe(zoo, features, embeddings, targets, probe_name, epochs, ood, splits, s
             click.echo(f"{name:12s} {text}")
         click.echo("probes: linear (ridge / logistic regression), mlp (scikit-learn MLP)")
         return
+    if embeddings and (splits is None or split_seed is None):
+        from ..hyperrep.folder import CONFIG, check_run_dir
+        from ..hyperrep.reading import read_run_config
+
+        record = read_run_config(check_run_dir(embeddings[0]) / CONFIG)["zoo"]
+        splits = splits if splits is not None else ",".join(map(str, record["splits"]))
+        split_seed = split_seed if split_seed is not None else record["split_seed"]
+    splits = splits if splits is not None else "0.7,0.15,0.15"
+    split_seed = split_seed if split_seed is not None else 0
     fractions = parse_fractions(splits)
     names = _names(features) or ([] if embeddings else list(DEFAULT_FEATURES))
     names += [f"embedding:{run}" for run in embeddings]

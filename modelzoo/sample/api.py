@@ -71,6 +71,12 @@ class Context:
 
         settings.check()
         self.rep = run if hasattr(run, "decode") else load_autoencoder(run)
+        if self.rep.config["loss"]["gamma"] == 1:
+            raise ModelZooError(f"{self.rep.run_dir}: trained with loss.gamma=1 (contrast only, "
+                                "e.g. --preset ec): its decoder was never trained, so its samples "
+                                "would be noise; sample from a run with gamma < 1")  # fmt: skip
+        if data_dir is None:  # where train-ae found the images (--data-dir), if it was told
+            data_dir = self.rep.config["data"]["data_dir"]
         self.settings = settings
         self.zoo = gen.source_zoo(self.rep, zoo)
         self.anchors = gen.select_anchors(self.rep, self.zoo, settings.anchor_epochs,

@@ -63,7 +63,8 @@ def _options(pairs: tuple[str, ...]) -> dict:
               help="Also report ensembles of K samples (mean of softmax); 0: none.")
 @click.option("--zoo", "zoo", default=None, type=click.Path(path_type=Path),
               help="The run's zoo, if it has moved since train-ae (default: the recorded path).")
-@click.option("--data-dir", default=None, help="Image files of the dataset (default: as the zoo).")
+@click.option("--data-dir", default=None, help="Image files of the dataset (default: the "
+              "train-ae run's --data-dir, else the default data folder).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Folder to create (must not exist; written as OUT.partial, renamed when "
               "complete): zoos/<method>/ (store format) and report.{md,csv}, accuracy.csv, "
