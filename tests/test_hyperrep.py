@@ -267,6 +267,18 @@ def test_cli_lists_presets_with_their_sources():
         assert set(re.findall(r"(\w+\.\w+)=", line)) == differ, name
 
 
+def test_cli_lists_every_config_key_with_its_default():
+    from modelzoo.hyperrep.config import FIELDS, defaults
+
+    lines = _cli("--list-keys").output.splitlines()
+    assert [line.split()[0] for line in lines] == list(FIELDS)
+    base = defaults()
+    for line in lines:
+        key, shown = line.split()[:2]
+        section, name = key.split(".")
+        assert yaml.safe_load(shown) == base[section][name] or shown == str(base[section][name]), key
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -31,7 +31,7 @@ import click
     multiple=True,
     metavar="KEY=VALUE",
     help="Override one key, e.g. --set loss.gamma=0.2 (repeatable; over --config; values "
-    "parsed as YAML). Every key with its default: docs/hyperrep.md, section Config.",
+    "parsed as YAML). Every key with its default: --list-keys.",
 )
 @click.option(
     "--epochs", type=int, default=None, help="Training epochs (train.epochs; default 100, the 2021 presets 1000, lwln 1750)."
@@ -56,9 +56,13 @@ import click
     is_flag=True,
     help="Print the presets: each one's source and the settings it changes from the defaults.",
 )
+@click.option(
+    "--list-keys", is_flag=True, help="Print every config key with its default and meaning."
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_ae(
-    zoo, preset, config_file, overrides, epochs, device, data_dir, out, list_presets, quiet
+    zoo, preset, config_file, overrides, epochs, device, data_dir, out, list_presets, list_keys,
+    quiet,
 ) -> None:
     """Train an autoencoder on the weights of ZOO (the 2021/2022/2025 hyper-representation
     papers) and write a run folder: config.yaml, weights (safetensors), normalization.json,
@@ -78,6 +82,14 @@ def train_ae(
     """
     from ..errors import ModelZooError
 
+    if list_keys:
+        from .config import FIELDS
+
+        width = max(len(key) for key in FIELDS)
+        for key, field in FIELDS.items():
+            default = field.default if isinstance(field.default, str) else json.dumps(field.default, separators=(",", ":"))
+            click.echo(f"{key:<{width}}  {default:<10}  {field.help}")
+        return
     if list_presets:
         from .config import defaults
         from .presets import PRESETS
