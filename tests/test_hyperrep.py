@@ -635,21 +635,21 @@ def test_a_step_that_cannot_fit_in_memory_is_refused_with_a_batch_that_does(tmp_
     """AttW on a CNN zoo holds [batch x views, heads, T, T] attention matrices per block: with too
     little free memory the run is refused up front (the kernel would kill it mid-epoch) and told
     a batch size that fits."""
-    import modelzoo.hyperrep.train as train_module
+    from modelzoo.hyperrep import preflight
 
     zoo = open_zoo(digits_zoo())
     config = build_config("attw", overrides=["data.splits=[0.5,0.25,0.25]"])
     trainer = Trainer(zoo, config, Path("unused"))  # fits: this machine has the memory
     tokens, batch = zoo.parameters + 1, trainer.batch  # one token per weight + compression token
     blocks = 2 * config["model"]["blocks"]  # encoder and decoder, one head each
-    assert trainer.attention_bytes(batch) == 20 * batch * 2 * blocks * tokens**2
-    free = trainer.attention_bytes(batch) // 2
-    monkeypatch.setattr(train_module, "available_memory", lambda: free)
+    assert preflight.attention_bytes(trainer, batch) == 20 * batch * 2 * blocks * tokens**2
+    free = preflight.attention_bytes(trainer, batch) // 2
+    monkeypatch.setattr(preflight, "available_memory", lambda: free)
     out = tmp_path / "run"
     result = _cli(str(digits_zoo()), "--preset", "attw", "--set", "data.splits=[0.5,0.25,0.25]",
                   "--out", str(out))  # fmt: skip
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1, result.output
     suggested = int(re.search(r"--set train.batch_size=(\d+)", lines[0]).group(1))
-    assert 2 <= suggested < batch and trainer.attention_bytes(suggested) <= free
+    assert 2 <= suggested < batch and preflight.attention_bytes(trainer, suggested) <= free
     assert "model.encoding=neuron" in lines[0] and not out.exists()

@@ -32,32 +32,20 @@ from torch import nn
 from ..errors import ModelZooError
 from ..seeding import derive_seed, generator, hashed_uniform
 from ..tokens import WeightStructure, layer_groups
-from . import folder
+from . import folder, preflight
 from .augment import PAPER_POOL_PICK, BatchAugmenter, permutation_pool, sample_keys
 from .autoencoders import build_autoencoder
 from .behaviour import QuerySet, network_outputs
 from .data import SPLITS, Split, load_splits
 from .losses import BEHAVIOUR, CONTRAST, RECONSTRUCTION, composite
 from .metrics import R2
-from .models import Block, ProjectionHead
+from .models import ProjectionHead
 from .tokens import layer_of_position
 
 FAULT_ENV = "MODELZOO_HYPERREP_FAULT"  # "EPOCH:BATCH": kill -9 this process after that step
 TERMS = ("loss", "contrast", "structural", "behaviour")
 EVAL_CHUNK = 2048
 PAPER_POOL = 10  # permutations of the 2021 code's test set (testset::permutations_number)
-ATTENTION_BYTES = 20  # per attention entry and step on CPU (measured: 0.16 GB per AttW sample at T 1,043)
-
-
-def available_memory() -> int | None:
-    """Bytes the kernel could give this process now (Linux MemAvailable; None elsewhere)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 class Trainer:
@@ -73,7 +61,7 @@ class Trainer:
         self.gamma, self.beta = self.loss_cfg["gamma"], self.loss_cfg["beta"]
         self.views = 2 if self.gamma > 0 else 1
         self.min_states = 2 if self.gamma > 0 else 1  # NT-Xent needs a second sample
-        self.check_split_sizes()
+        preflight.check_split_sizes(zoo, config, self.splits, self.min_states)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(self.seed, "ae-init"))
             self.model = build_autoencoder(model_cfg, self.structure)
@@ -115,48 +103,7 @@ class Trainer:
         self.paper_pool = torch.from_numpy(
             permutation_pool(self.structure, PAPER_POOL, self.seed, "ae-paper-pool")
         )
-        self.check_memory()
-
-    def check_split_sizes(self) -> None:
-        """Refuse, before anything is written, a split too small for what the config asks of it
-        (small, --limit or --sample zoos: the splits are cut over the planned models)."""
-        data, select = self.config["data"], self.config["train"]["select"]
-        sizes = {name: len(split) for name, split in self.splits.items()}
-        where = (f"{self.zoo.path}: data.splits {list(data['splits'])} (split seed "
-                 f"{data['split_seed']}) leave {sizes['train']} train / {sizes['val']} validation / "
-                 f"{sizes['test']} test states")  # fmt: skip
-        need = f"{self.min_states} ({'NT-Xent compares two' if self.min_states == 2 else 'one'})"
-        if sizes["train"] < self.min_states:
-            raise ModelZooError(f"{where}; training needs at least {need}: a larger zoo or a "
-                                "larger train fraction")  # fmt: skip
-        if select == "best" and sizes["val"] < self.min_states:
-            raise ModelZooError(f"{where}; train.select=best needs at least {need} to choose on: "
-                                "--set train.select=final, other data.splits or a larger zoo")  # fmt: skip
-
-    def attention_bytes(self, batch: int) -> int:
-        """What one CPU training step of ``batch`` samples holds in attention matrices: every
-        block's [samples x views, heads, T, T] scores, softmax, dropout mask and their gradients
-        (ATTENTION_BYTES per entry, measured: AttW on a 1,043-weight CNN zoo)."""
-        tokens = getattr(self.model, "window", self.plan.shape[0]) + 1  # + compression token
-        heads = sum(m.heads for m in self.model.modules() if isinstance(m, Block))
-        return ATTENTION_BYTES * batch * self.views * heads * tokens**2
-
-    def check_memory(self) -> None:
-        """Refuse, up front, a CPU step that cannot fit in the memory this machine has free
-        (the kernel would kill the run mid-epoch without a word): e.g. AttW on a CNN zoo."""
-        free = available_memory() if self.device.type == "cpu" else None
-        if free is None or self.attention_bytes(self.batch) <= free:
-            return
-        fits = min(self.batch - 1, int(0.8 * free // self.attention_bytes(1)))  # leave some room
-        hint = f"--set train.batch_size={fits}" if fits >= 2 else "a smaller model"
-        if self.config["model"].get("encoding") == "weight":
-            hint += " (or model.encoding=neuron: one token per neuron, not per weight)"
-        tokens = getattr(self.model, "window", self.plan.shape[0])
-        raise ModelZooError(
-            f"{self.zoo.path}: a batch of {self.batch} networks x {self.views} view(s) of {tokens} "
-            f"tokens needs ~{self.attention_bytes(self.batch) / 1e9:.1f} GB of attention "
-            f"matrices per step on CPU; this machine has {free / 1e9:.1f} GB free: {hint}"
-        )
+        preflight.check_memory(self)
 
     # ------------------------------------------------------------------ schedule
     def lr_at(self, step: int) -> float:
