@@ -16,7 +16,8 @@ EXIT_USAGE = 2
 # what Ctrl-C leaves behind, per command (the others write their output only when complete)
 INTERRUPTED = {
     "generate": "finished models are stored; rerun the same command to resume",
-    "train-ae": "the last checkpoint is kept in OUT.partial; rerun the same command to resume",
+    "train-ae": "a run that finished an epoch keeps it in <--out>.partial; rerun the same "
+    "command to resume",
     "sample": "nothing was kept (OUT.partial is removed; sampling starts over); run it again",
 }
 INTERRUPTED_OTHERS = "before it finished; run the same command again"

@@ -295,6 +295,10 @@ def test_cli_lists_every_config_key_with_its_default():
                                              "leaves train.select=best nothing to choose on"),
         (["--set", "loss.query_dataset=digits"], "--set: loss.query_dataset: only read when "
                                                  "loss.queries=dataset (it is 'train')"),
+        (["--set", "loss.queries=dataset"], "--set: loss.query_dataset: queries=dataset needs a "
+                                            "registered dataset, got None; choose one of: "),
+        (["--set", "loss.queries=dataset", "--set", "loss.query_dataset=nosuch"],
+         "--set: loss.query_dataset: queries=dataset needs a registered dataset, got 'nosuch'"),
         (["--set", "model.d_model=16", "--set", "model.heads=3"],
          "--set: model.heads: 3 does not divide model.d_model 16; choose one of: 1, 2, 4, 8, 16"),
     ],
@@ -499,6 +503,10 @@ def test_damaged_bytes_and_columns_are_one_line(tmp_path, run):
         "split": (lambda f: f.assign(split="training"), r"split: unknown value\(s\) \['training'\]"),
         "twice": (lambda f: pd.concat([f, f.iloc[:1]]), r"\(model_id, epoch\) appears twice"),
         "nan": (lambda f: f.assign(z_0=np.where(f.index < 3, np.nan, f["z_0"])), "3 row\\(s\\) hold NaN"),
+        "ids": (lambda f: f.assign(model_id=f["model_id"].astype(str)), "model_id: expected non-negative integers"),
+        "epoch": (lambda f: f.assign(epoch=-f["epoch"] - 1), "epoch: expected non-negative integers"),
+        "z": (lambda f: f.assign(z_1=f["z_1"].astype(str)), "expected floating-point columns"),
+        "empty": (lambda f: f.iloc[:0], "no rows"),
     }  # fmt: skip
     for name, (edit, message) in edits.items():
         copy = tmp_path / f"embeddings_{name}"
@@ -653,3 +661,60 @@ def test_a_step_that_cannot_fit_in_memory_is_refused_with_a_batch_that_does(tmp_
     suggested = int(re.search(r"--set train.batch_size=(\d+)", lines[0]).group(1))
     assert 2 <= suggested < batch and preflight.attention_bytes(trainer, suggested) <= free
     assert "model.encoding=neuron" in lines[0] and not out.exists()
+
+
+def test_a_diverging_run_stops_with_one_line_and_is_never_published(tmp_path):
+    out = tmp_path / "run"
+    result = _cli(str(seed_zoo()), "--preset", "ed", "--epochs", "3", "--set", "train.lr=1e9",
+                  "--set", "train.clip=0", "--set", "model.d_model=16", "--set", "model.ff_dim=16",
+                  "--set", "train.batch_size=8", "--quiet", "--out", str(out))  # fmt: skip
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "train-ae diverged" in lines[0], result.output
+    assert "lower train.lr (it is 1e+09)" in lines[0] and not out.exists()
+
+
+def test_a_dangling_symlink_out_is_refused_before_training(tmp_path):
+    out = tmp_path / "link"
+    out.symlink_to(tmp_path / "nowhere")
+    result = _cli(str(seed_zoo()), "--out", str(out))
+    assert result.exit_code == 2 and "is a symbolic link" in result.output, result.output
+    assert not (tmp_path / "link.partial").exists()
+
+
+def test_ctrl_c_says_where_the_run_can_resume_from(tmp_path, monkeypatch):
+    import modelzoo.hyperrep.api as api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "early"
+    monkeypatch.setattr(api, "run_training", interrupted)
+    result = _cli(str(seed_zoo()), "--out", str(out))
+    assert result.exit_code == 130 and "before the first epoch finished" in result.output
+    monkeypatch.undo()
+    partial = _interrupted_after_epoch_one(seed_zoo(), tmp_path / "late", monkeypatch)
+    monkeypatch.setattr(api, "run_training", interrupted)
+    result = _cli(str(seed_zoo()), "--out", str(tmp_path / "late"))
+    assert result.exit_code == 130 and f"{partial} keeps the last finished epoch" in result.output
+
+
+def test_the_closing_line_says_why_there_is_no_test_r2(tmp_path):
+    args = ["--preset", "ed", "--epochs", "1", "--set", "model.d_model=8", "--set", "model.ff_dim=8",
+            "--set", "train.batch_size=4", "--set", "data.splits=[0.8,0.2,0]", "--quiet"]  # fmt: skip
+    result = _cli(str(seed_zoo()), *args, "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert "no test R^2: the test split holds 0 state(s)" in result.output
+
+
+def test_a_contrast_only_run_does_not_decode_and_data_dir_is_recorded_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    config = {**TINY, "train": {**TINY["train"], "epochs": 1}, "data": {"data_dir": "images"}}
+    rep = train_autoencoder(seed_zoo(), config, preset="ec", out=tmp_path / "ec")
+    assert rep.config["data"]["data_dir"] == str(tmp_path / "images")
+    with pytest.raises(ModelZooError, match="never trained"):
+        rep.decode(np.zeros((1, rep.latent), np.float32))
+    embed = rep.model.embed  # an encoder overflowing on weights far outside its training range
+    monkeypatch.setattr(rep.model, "embed", lambda z: embed(z).index_fill(0, torch.tensor([1]), np.nan))
+    with pytest.raises(ModelZooError, match="encode: 1 of 3 weight vectors encode to NaN or inf"):
+        rep.encode(np.zeros((3, rep.parameters), np.float32))

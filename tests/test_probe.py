@@ -279,3 +279,10 @@ def test_embeddings_default_to_the_splits_their_run_was_trained_on(ae_run, tmp_p
     given = cli([seed_zoo(), "--embeddings", edited, "--targets", "epoch", "--split-seed", "0",
                  "--quiet"])  # fmt: skip
     assert "splits 0.5,0.25,0.25 (seed 0)" in given.output and "may have seen" in given.output
+
+
+def test_no_validation_split_is_noted(zoo):
+    result = run_probe(zoo, ["W"], ["epoch"], fractions=(0.8, 0.0, 0.2), progress=False)
+    assert any("leave no validation states" in note for note in result.notes), result.notes
+    tuned = run_probe(zoo, ["W"], ["epoch"], progress=False)
+    assert not any("validation states" in note for note in tuned.notes)

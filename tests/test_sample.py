@@ -342,3 +342,21 @@ def test_a_contrast_only_run_is_refused_and_the_runs_data_dir_is_the_default(run
     assert seen == [str(tmp_path / "images")]
     Context(str(edited), Settings(n=1, seed=0), data_dir=str(tmp_path / "given"))
     assert seen[-1] == str(tmp_path / "given")
+
+
+def test_the_report_reads_every_image_from_the_same_data_dir(run, tmp_path, monkeypatch):
+    """The comparison's fidelity images come from where sample was told (or the run recorded),
+    not the default folder: a real-MNIST run failed there though --data-dir was given."""
+    from modelzoo.zoo import Zoo
+
+    seen = []
+    real = Zoo.data
+    monkeypatch.setattr(Zoo, "data", lambda self, split="test", data_dir=None, model_id=None:
+                        seen.append(data_dir) or real(self, split, data_dir, model_id))  # fmt: skip
+    images = tmp_path / "images"
+    images.mkdir()
+    result = CliRunner().invoke(cli(), ["sample", str(run), "--method", "uniform", "--n", "2",
+                                        "--finetune-epochs", "1", "--data-dir", str(images),
+                                        "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert seen and set(seen) == {str(images)}, seen

@@ -94,12 +94,19 @@ class HyperRepresentation:
             part = torch.from_numpy(self.norm.apply(flat[start : start + CHUNK])).to(self.device)
             z = self.model.encode(self.tokens.tokenize(part))
             out.append((z if per_token else self.model.embed(z)).cpu().numpy())
+        bad = sum(int((~np.isfinite(z.reshape(len(z), -1)).all(axis=1)).sum()) for z in out)
+        if bad:
+            raise ModelZooError(f"encode: {bad} of {len(flat)} weight vectors encode to NaN or inf "
+                                "(weights far outside what this encoder was trained on?)")  # fmt: skip
         return np.concatenate(out) if out else np.zeros((0, self.latent), np.float32)
 
     @torch.no_grad()
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Latents -> raw flat weights ``[N, P]`` in the zoo's layout (normalisation inverted)."""
         z = np.asarray(z, dtype=np.float32)
+        if self.config["loss"]["gamma"] == 1:
+            raise ModelZooError(f"decode: {self.run_dir} was trained with loss.gamma=1 (contrast "
+                                "only): its decoder was never trained")  # fmt: skip
         sequential = self.config["model"]["name"] == "sequential"
         expected = 3 if sequential else 2
         if z.ndim != expected or z.shape[-1] != self.latent:
@@ -186,6 +193,9 @@ def run_training(
     config = {**config, "train": {**config["train"],
                                   "device": resolve_device(config["train"]["device"])}}  # fmt: skip
     check_device_here(config["train"]["device"])
+    if config["data"]["data_dir"]:  # recorded for probe and sample, which may run elsewhere
+        resolved = str(Path(config["data"]["data_dir"]).expanduser().resolve())
+        config = {**config, "data": {**config["data"], "data_dir": resolved}}
     work = folder.partial_dir(out)
     trainer = Trainer(zoo, config, work)  # reads and checks everything; writes nothing
     states = [len(trainer.splits[name]) for name in ("train", "val", "test")]
@@ -256,6 +266,8 @@ def finish(trainer: Any, zoo: Any, work: Path) -> None:
         with torch.no_grad():
             flat = torch.from_numpy(trainer.norm.apply(raw)).to(trainer.device)
             z = trainer.model.embed(trainer.model.encode(trainer.plan.tokenize(flat))).cpu().numpy()
+        embedded = np.isfinite(z).all(axis=1)  # weights far outside training can encode to NaN
+        part, z = part[embedded].reset_index(drop=True), z[embedded]
         frame = pd.DataFrame(z, columns=[f"z_{i}" for i in range(z.shape[1])])
         frame.insert(0, "split", [split_of.get(int(m), "none") for m in part["model_id"]])
         frame.insert(0, "epoch", part["epoch"].to_numpy(dtype=np.int64))

@@ -116,15 +116,21 @@ def train_ae(
     try:
         rep = run_training(open_zoo(zoo), config, out, preset=preset, progress=not quiet)
     except KeyboardInterrupt:
-        from .folder import partial_dir
+        from .folder import STATE_JSON, partial_dir
 
-        click.echo(f"interrupted: the last finished epoch is kept in {partial_dir(out)}; rerun "
-                   "the same command to resume", err=True)  # fmt: skip
+        work = partial_dir(out)
+        said = (f"{work} keeps the last finished epoch; rerun the same command to resume"
+                if (work / STATE_JSON).is_file() else "before the first epoch finished; nothing "
+                "to resume from: run the same command again")  # fmt: skip
+        click.echo(f"interrupted: {said}", err=True)
         click.get_current_context().exit(130)
     log = rep.log.set_index("epoch")
     r2 = log["r2_test"].get(rep.epoch, float("nan")) if "r2_test" in log else float("nan")
-    if rep.config["zoo"]["split_states"][2] == 0:
-        shown = "no test states: the zoo's test split is empty"
+    test_states = rep.config["zoo"]["split_states"][2]
+    if rep.config["loss"]["gamma"] == 1:
+        shown = "contrast only: no decoder was trained"
+    elif test_states < 2:
+        shown = f"no test R^2: the test split holds {test_states} state(s)"
     elif r2 == r2:
         shown = f"test R^2 {r2:.3f}"
     else:

@@ -239,7 +239,7 @@ FIELDS: dict[str, Field] = {
         "weights behind embeddings and load_autoencoder: best validation loss, or the last epoch",
     ),
     "train.seed": Field(0, _integer(), "seed of every random choice"),
-    "train.device": Field("cpu", _text(False), "cpu, cuda or cuda:N"),
+    "train.device": Field("cpu", _text(False), "cpu, cuda, cuda:N or auto (a GPU when there is one)"),
 }
 
 
@@ -345,8 +345,15 @@ def resolve(
             f"{origins.get('data.splits', source)}: data.splits: a validation fraction of 0 "
             "leaves train.select=best nothing to choose on; set train.select=final"
         )
-    if loss["queries"] == "dataset" and loss["beta"] < 1 and not loss["query_dataset"]:
-        raise ModelZooError(f"{source}: loss.query_dataset: queries=dataset needs a dataset name")
+    if loss["queries"] == "dataset":
+        from ..data.registry import list_datasets
+
+        where = origins.get("loss.query_dataset", origins.get("loss.queries", source))
+        if loss["query_dataset"] not in list_datasets():
+            raise ModelZooError(
+                f"{where}: loss.query_dataset: queries=dataset needs a registered dataset, got "
+                f"{loss['query_dataset']!r}; choose one of: {', '.join(list_datasets())}"
+            )
     if loss["query_dataset"] and loss["queries"] != "dataset":
         raise ModelZooError(
             f"{origins.get('loss.query_dataset', source)}: loss.query_dataset: only read when "

@@ -65,6 +65,8 @@ def partial_dir(out: Path) -> Path:
 
 def check_out(out: Path) -> None:
     """One line, before anything is read or written, for an --out that cannot become a run."""
+    if out.is_symlink():  # a dangling one too: the final rename would fail after training
+        raise ModelZooError(f"--out {out}: is a symbolic link; choose a new folder")
     if out.is_file():
         raise ModelZooError(f"--out {out}: is a file; choose a new folder")
     if (out / CONFIG).is_file():

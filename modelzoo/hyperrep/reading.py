@@ -135,7 +135,15 @@ def read_embeddings(path: Path, latent: int) -> pd.DataFrame:
         shown = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
         raise ModelZooError(f"{path}: missing column(s) {shown} (expected model_id, epoch, "
                             f"split, z_0..z_{latent - 1})")  # fmt: skip
-    splits = set(frame["split"].unique()) - {"train", "val", "test", "none"}
+    if frame.empty:
+        raise ModelZooError(f"{path}: no rows (expected one per recorded state of the zoo)")
+    for column in ("model_id", "epoch"):
+        if not pd.api.types.is_integer_dtype(frame[column]) or (frame[column] < 0).any():
+            raise ModelZooError(f"{path}: {column}: expected non-negative integers, got "
+                                f"{frame[column].dtype} values")  # fmt: skip
+    if not all(pd.api.types.is_float_dtype(frame[c]) for c in needed[3:]):
+        raise ModelZooError(f"{path}: z_0..z_{latent - 1}: expected floating-point columns")
+    splits = set(frame["split"].astype(str).unique()) - {"train", "val", "test", "none"}
     if splits:
         raise ModelZooError(f"{path}: split: unknown value(s) {sorted(map(str, splits))}; "
                             "expected train, val, test or none")  # fmt: skip

@@ -198,6 +198,13 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.step)
             terms = self.losses(train, rows, epoch, batch)
+            loss = float(terms["loss"].detach())
+            if not math.isfinite(loss):
+                raise ModelZooError(
+                    f"train-ae diverged: training loss {loss} at epoch {epoch}, step {batch + 1}; "
+                    f"try a lower train.lr (it is {self.config['train']['lr']:g}). {self.work} "
+                    f"keeps epoch {epoch - 1}'s state: delete it to start over with other settings"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             if clip > 0:

@@ -117,6 +117,11 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
     train, val, test = (samples.rows(s) for s in ("train", "val", "test"))
     if len(train) == 0 or len(test) == 0:
         raise ModelZooError(f"{zoo.path}: the train or test split has no recorded states")
+    if len(val) == 0:
+        notes.append(f"splits {list(fractions)} (seed {split_seed}) leave no validation states: "
+                     "no probe could choose its regularisation (each took its weakest), so these "
+                     "numbers may be far from a tuned probe's; pass --splits with a validation "
+                     "fraction")  # fmt: skip
     structure = WeightStructure.of(zoo)
     rows, predictions, seconds = [], [], {}
     bar = tqdm(total=len(features) * len(chosen), desc="probe", unit="fit", disable=not progress)

@@ -77,6 +77,7 @@ class Context:
                                 "would be noise; sample from a run with gamma < 1")  # fmt: skip
         if data_dir is None:  # where train-ae found the images (--data-dir), if it was told
             data_dir = self.rep.config["data"]["data_dir"]
+        self.data_dir = data_dir  # every image read of this sampling uses it
         self.settings = settings
         self.zoo = gen.source_zoo(self.rep, zoo)
         self.anchors = gen.select_anchors(self.rep, self.zoo, settings.anchor_epochs,

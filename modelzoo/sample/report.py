@@ -49,7 +49,7 @@ def baselines(ctx: Any) -> dict[str, Any]:
         _, runs = ctx.runs_for("reconstruction", seeds, ctx.provenance("reconstruction"))
         recon = gen.train_from(runs, ctx.data, rebuilt, s.finetune_epochs, ctx.engine)
         tables.append(gen.results_table(recon, epochs, RECON))
-        images = ctx.zoo.data("test").images
+        images = ctx.zoo.data("test", data_dir=ctx.data_dir).images
         activation = ctx.zoo.manifest["spec"]["training"]["activation"]
         fidelity = measure.fidelity(original, rebuilt,
                                     measure.probabilities(ctx.zoo.plan, activation, original, images),
