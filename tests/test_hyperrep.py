@@ -296,7 +296,7 @@ def test_cli_lists_every_config_key_with_its_default():
         (["--set", "loss.query_dataset=digits"], "--set: loss.query_dataset: only read when "
                                                  "loss.queries=dataset (it is 'train')"),
         (["--set", "loss.queries=dataset"], "--set: loss.query_dataset: queries=dataset needs a "
-                                            "registered dataset, got None; choose one of: "),
+                                            "registered dataset, got nothing; choose one of: "),
         (["--set", "loss.queries=dataset", "--set", "loss.query_dataset=nosuch"],
          "--set: loss.query_dataset: queries=dataset needs a registered dataset, got 'nosuch'"),
         (["--set", "model.d_model=16", "--set", "model.heads=3"],
@@ -320,6 +320,7 @@ def test_bad_configs_give_one_line_and_write_nothing(tmp_path, args, message):
         ("train: !!python/object/apply:os.system ['echo pwned']\n",
          "cannot read: line 1: YAML tag not allowed (!!python/object/apply:os.system)"),
         ("train:\n  lr: [1e-3\n", "cannot read: malformed YAML at line 3"),
+        ("# only a comment\n", "empty; expected a mapping of sections (model, projection"),
     ],
 )
 def test_config_file_errors_name_the_file(tmp_path, text, message):
@@ -503,8 +504,9 @@ def test_damaged_bytes_and_columns_are_one_line(tmp_path, run):
         "split": (lambda f: f.assign(split="training"), r"split: unknown value\(s\) \['training'\]"),
         "twice": (lambda f: pd.concat([f, f.iloc[:1]]), r"\(model_id, epoch\) appears twice"),
         "nan": (lambda f: f.assign(z_0=np.where(f.index < 3, np.nan, f["z_0"])), "3 row\\(s\\) hold NaN"),
-        "ids": (lambda f: f.assign(model_id=f["model_id"].astype(str)), "model_id: expected non-negative integers"),
-        "epoch": (lambda f: f.assign(epoch=-f["epoch"] - 1), "epoch: expected non-negative integers"),
+        "ids": (lambda f: f.assign(model_id=f["model_id"].astype(str)), "model_id: expected integers, got "),
+        "epoch": (lambda f: f.assign(epoch=-f["epoch"] - 1), "epoch: expected integers >= 0, got -"),
+        "extra": (lambda f: f.assign(z_99=0.0), r"unexpected column\(s\) z_99"),
         "z": (lambda f: f.assign(z_1=f["z_1"].astype(str)), "expected floating-point columns"),
         "empty": (lambda f: f.iloc[:0], "no rows"),
     }  # fmt: skip
@@ -663,11 +665,15 @@ def test_a_step_that_cannot_fit_in_memory_is_refused_with_a_batch_that_does(tmp_
     assert "model.encoding=neuron" in lines[0] and not out.exists()
 
 
-def test_a_diverging_run_stops_with_one_line_and_is_never_published(tmp_path):
+@pytest.mark.parametrize("extra", [
+    ["--epochs", "3", "--set", "train.batch_size=8"],  # a NaN loss mid-run
+    ["--epochs", "1", "--set", "train.warmup=0", "--set", "train.batch_size=500"],  # one step: NaN weights after it
+])  # fmt: skip
+def test_a_diverging_run_stops_with_one_line_and_is_never_published(tmp_path, extra):
     out = tmp_path / "run"
-    result = _cli(str(seed_zoo()), "--preset", "ed", "--epochs", "3", "--set", "train.lr=1e9",
+    result = _cli(str(seed_zoo()), "--preset", "ed", *extra, "--set", "train.lr=1e9",
                   "--set", "train.clip=0", "--set", "model.d_model=16", "--set", "model.ff_dim=16",
-                  "--set", "train.batch_size=8", "--quiet", "--out", str(out))  # fmt: skip
+                  "--quiet", "--out", str(out))  # fmt: skip
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1 and "train-ae diverged" in lines[0], result.output
     assert "lower train.lr (it is 1e+09)" in lines[0] and not out.exists()

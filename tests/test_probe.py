@@ -286,3 +286,33 @@ def test_no_validation_split_is_noted(zoo):
     assert any("leave no validation states" in note for note in result.notes), result.notes
     tuned = run_probe(zoo, ["W"], ["epoch"], progress=False)
     assert not any("validation states" in note for note in tuned.notes)
+
+
+def test_ood_zoos_of_one_name_are_told_apart_and_an_unscorable_one_is_noted(tmp_path):
+    """The same spec generated into other stores gives zoos of one name: each OOD zoo is its own
+    rows (labelled by path), and an OOD zoo with an empty test split is a note, not silence."""
+    import shutil
+
+    first, second = tmp_path / "a" / "tetris_seed", tmp_path / "b" / "tetris_seed"
+    shutil.copytree(seed_zoo(), first)
+    shutil.copytree(seed_zoo(), second)
+    result = run_probe(seed_zoo(), ["sW"], ["epoch"], ood=[first, second], progress=False)
+    splits = set(result.results["split"])
+    assert {f"ood:{first.resolve()}", f"ood:{second.resolve()}"} <= splits, splits
+    from modelzoo.run import generate
+    from modelzoo.spec import load_spec
+
+    spec = load_spec("tetris_seed", ["seeds.range=[1,1]", "training.epochs=2",
+                                     "dataset.options.train_size=200"])  # fmt: skip
+    tiny = generate(spec, tmp_path / "tiny", executor="local").zoo_dir
+    assert len(open_zoo(tiny).split()["test"]) == 0
+    small = run_probe(seed_zoo(), ["sW"], ["epoch"], ood=[tiny], progress=False)
+    assert not any(s.startswith("ood:") for s in small.results["split"])
+    assert any("no recorded states in its test split" in note for note in small.notes), small.notes
+
+
+def test_a_symlink_out_is_refused_before_the_work(tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    got = cli([seed_zoo(), "--features", "sW", "--targets", "epoch", "--out", link])
+    assert got.exit_code == 2 and "is a symbolic link" in got.output, got.output

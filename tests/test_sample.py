@@ -360,3 +360,12 @@ def test_the_report_reads_every_image_from_the_same_data_dir(run, tmp_path, monk
                                         "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert seen and set(seen) == {str(images)}, seen
+
+
+def test_a_dangling_symlink_out_is_refused_before_sampling(run, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    result = CliRunner().invoke(cli(), ["sample", str(run), "--method", "uniform", "--n", "2",
+                                        "--out", str(link)])  # fmt: skip
+    assert result.exit_code == 2 and "already exists" in result.output, result.output
+    assert not (tmp_path / "link.partial").exists()

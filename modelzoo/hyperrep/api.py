@@ -274,4 +274,7 @@ def finish(trainer: Any, zoo: Any, work: Path) -> None:
         frame.insert(0, "model_id", part["model_id"].to_numpy(dtype=np.int64))
         rows.append(frame)
     embeddings = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    if embeddings.empty:
+        raise ModelZooError(f"train-ae diverged: the encoder maps every state of the zoo to NaN or "
+                            f"inf; try a lower train.lr. Delete {work} to start over")  # fmt: skip
     folder.write_parquet(work / folder.EMBEDDINGS, embeddings)

@@ -36,7 +36,8 @@ import click
 @click.option(
     "--epochs", type=int, default=None, help="Training epochs (train.epochs; default 100, the 2021 presets 1000, lwln 1750)."
 )
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (train.device; default cpu).")
+@click.option("--device", default=None,
+              help="cpu, cuda, cuda:N, or auto (a GPU when there is one) (train.device; default cpu).")
 @click.option(
     "--data-dir",
     default=None,

@@ -303,9 +303,11 @@ def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML config file (data only, no duplicate keys); a run's config.yaml gives its settings."""
     loaded = read_yaml(path)
+    if loaded is None:  # an empty file is more likely a mistake than a wish for the defaults
+        raise ModelZooError(f"{path}: empty; expected a mapping of sections ({', '.join(SECTIONS)})")
     if isinstance(loaded, dict) and loaded.get("format") == RUN_FORMAT:
         loaded = run_settings(loaded)
-    return loaded if loaded is not None else {}
+    return loaded
 
 
 def run_settings(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,7 +354,8 @@ def resolve(
         if loss["query_dataset"] not in list_datasets():
             raise ModelZooError(
                 f"{where}: loss.query_dataset: queries=dataset needs a registered dataset, got "
-                f"{loss['query_dataset']!r}; choose one of: {', '.join(list_datasets())}"
+                f"{'nothing' if loss['query_dataset'] is None else repr(loss['query_dataset'])}; "
+                f"choose one of: {', '.join(list_datasets())}"
             )
     if loss["query_dataset"] and loss["queries"] != "dataset":
         raise ModelZooError(

@@ -138,9 +138,15 @@ def read_embeddings(path: Path, latent: int) -> pd.DataFrame:
     if frame.empty:
         raise ModelZooError(f"{path}: no rows (expected one per recorded state of the zoo)")
     for column in ("model_id", "epoch"):
-        if not pd.api.types.is_integer_dtype(frame[column]) or (frame[column] < 0).any():
-            raise ModelZooError(f"{path}: {column}: expected non-negative integers, got "
-                                f"{frame[column].dtype} values")  # fmt: skip
+        if not pd.api.types.is_integer_dtype(frame[column]):
+            raise ModelZooError(f"{path}: {column}: expected integers, got {frame[column].dtype}")
+        if (frame[column] < 0).any():
+            raise ModelZooError(f"{path}: {column}: expected integers >= 0, got "
+                                f"{int(frame[column].min())}")  # fmt: skip
+    extra = [c for c in frame.columns if c.startswith("z_") and c not in needed]
+    if extra:
+        raise ModelZooError(f"{path}: unexpected column(s) {', '.join(extra[:4])} (the run's "
+                            f"latent has {latent}: z_0..z_{latent - 1})")  # fmt: skip
     if not all(pd.api.types.is_float_dtype(frame[c]) for c in needed[3:]):
         raise ModelZooError(f"{path}: z_0..z_{latent - 1}: expected floating-point columns")
     splits = set(frame["split"].astype(str).unique()) - {"train", "val", "test", "none"}

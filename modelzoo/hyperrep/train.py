@@ -200,11 +200,7 @@ class Trainer:
             terms = self.losses(train, rows, epoch, batch)
             loss = float(terms["loss"].detach())
             if not math.isfinite(loss):
-                raise ModelZooError(
-                    f"train-ae diverged: training loss {loss} at epoch {epoch}, step {batch + 1}; "
-                    f"try a lower train.lr (it is {self.config['train']['lr']:g}). {self.work} "
-                    f"keeps epoch {epoch - 1}'s state: delete it to start over with other settings"
-                )
+                self.diverged(f"training loss {loss} at epoch {epoch}, step {batch + 1}", epoch)
             self.optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             if clip > 0:
@@ -218,7 +214,17 @@ class Trainer:
                 self.bar.set_postfix(epoch=epoch, loss=f"{float(terms['loss'].detach()):.4g}")
             if fault == (epoch, batch):
                 os.kill(os.getpid(), signal.SIGKILL)
+        if not all(bool(torch.isfinite(p).all()) for p in self.modules.parameters()):
+            self.diverged(f"non-finite weights after epoch {epoch}'s last step", epoch)
         return {f"train_{name}": value / self.steps_per_epoch for name, value in sums.items()}
+
+    def diverged(self, what: str, epoch: int) -> None:
+        """Stop: a NaN/inf loss or weight is never checkpointed, embedded or published."""
+        raise ModelZooError(
+            f"train-ae diverged: {what}; try a lower train.lr (it is "
+            f"{self.config['train']['lr']:g}). {self.work} keeps epoch {epoch - 1}'s state: "
+            "delete it to start over with other settings"
+        )
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -294,6 +300,9 @@ class Trainer:
                     torch.manual_seed(derive_seed(self.seed, f"ae-dropout:{epoch}"))
                     row: dict[str, float] = {"epoch": epoch, **self.train_epoch(epoch)}
                 row.update(self.validate())
+                scored = len(self.splits["val"]) >= self.min_states  # else NaN by design
+                if scored and not math.isfinite(row["val_loss"]):
+                    self.diverged(f"validation loss {row['val_loss']} after epoch {epoch}", epoch)
                 last = epoch == self.epochs
                 if epoch % every["eval_every"] == 0 or last:
                     row.update(self.r2())

@@ -69,6 +69,14 @@ def _embedding_notes(name: str, record: dict, zoo, fractions, split_seed) -> lis
     return []
 
 
+def _ood_transform(transform, label: str, samples: Samples) -> np.ndarray:
+    """A feature set on an OOD zoo's states; a failure names that zoo."""
+    try:
+        return transform(samples.weights)
+    except ModelZooError as error:
+        raise ModelZooError(f"{label.removeprefix('ood:')}: {error}") from None
+
+
 def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence[str] | None = None,
               probe: str = "linear", epochs: str | Sequence[int] = "all", ood: Sequence = (),
               fractions: Sequence[float] = DEFAULT_FRACTIONS, split_seed: int = 0,
@@ -113,7 +121,16 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
         else:
             protocol_other = protocol
         other_samples = load_samples(other, protocol_other, fractions, split_seed)
-        others.append((f"ood:{other.name}", other_samples))
+        label = f"ood:{other.name}"  # zoos of one spec in other stores share a name: use paths
+        if other.name == zoo.name or label in [name for name, _ in others]:
+            label = f"ood:{Path(other.path).resolve()}"
+        if label in [name for name, _ in others]:
+            raise ModelZooError(f"--ood {path}: given twice")
+        if not len(other_samples.rows("test")):
+            notes.append(f"{label}: no recorded states in its test split ({len(other.model_ids)} "
+                         "models): not scored")  # fmt: skip
+            continue
+        others.append((label, other_samples))
     train, val, test = (samples.rows(s) for s in ("train", "val", "test"))
     if len(train) == 0 or len(test) == 0:
         raise ModelZooError(f"{zoo.path}: the train or test split has no recorded states")
@@ -134,7 +151,7 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
                                  encoder=encoders.get(name))  # fmt: skip
         transform = build_transform(name, context)
         x = transform(samples.weights)
-        x_others = [(split, s, transform(s.weights)) for split, s in others]
+        x_others = [(split, s, _ood_transform(transform, split, s)) for split, s in others]
         shared = {}  # continuous targets known on every row share one ridge fit per alpha
         if probe == "linear":
             together = [t for t, k in chosen.items()

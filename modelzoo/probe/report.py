@@ -132,6 +132,8 @@ def check_out(out: Path) -> None:
     """OUT must be new (or an empty folder), so nothing earlier is overwritten, and creatable, so
     a long computation does not end in an error about its destination."""
     out = Path(out)
+    if out.is_symlink():  # a dangling one too: the final rename would fail after the work
+        raise ModelZooError(f"--out {out}: is a symbolic link; choose a new folder")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ModelZooError(f"--out {out}: exists and is not an empty folder")
     ancestor = out.parent

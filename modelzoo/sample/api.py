@@ -164,7 +164,7 @@ def sample(run: Any, method: str, n: int = 100, *, out: str | Path | None = None
     if unknown:
         raise ModelZooError(f"sample: unknown setting {unknown[0]!r}")
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="modelzoo-sample-")) / method
-    if out.exists():
+    if out.exists() or out.is_symlink():  # a dangling link too: the final rename would fail
         raise ModelZooError(f"--out {out}: already exists; choose a new folder")
     ctx = Context(run, Settings(n=int(n), seed=int(seed), **settings), zoo, data_dir)
     ctx.check_anchors([method])
@@ -205,7 +205,7 @@ def compare(run: Any, method: str, out: str | Path, n: int = 100, *, seed: int =
     if int(ensemble) > int(n):
         raise ModelZooError(f"--ensemble {ensemble}: more than the {n} networks per method (--n)")
     out = Path(out)
-    if out.exists():
+    if out.exists() or out.is_symlink():  # a dangling link too: the final rename would fail
         raise ModelZooError(f"--out {out}: already exists; choose a new folder")
     ctx = Context(run, Settings(n=int(n), seed=int(seed), **settings), zoo, data_dir)
     ctx.check_anchors(methods)

@@ -55,7 +55,7 @@ def fidelity(original: np.ndarray, rebuilt: np.ndarray, p_original: np.ndarray,
              p_rebuilt: np.ndarray) -> dict[str, float]:  # fmt: skip
     """Reconstruction fidelity: mean L2 distance of weights and mean prediction agreement."""
     return {
-        "l2": float(np.linalg.norm(original - rebuilt, axis=1).mean()),
+        "l2": float(np.linalg.norm(original.astype(np.float64) - rebuilt, axis=1).mean()),
         "agreement": float((p_original.argmax(-1) == p_rebuilt.argmax(-1)).mean()),
     }
 

@@ -92,7 +92,8 @@ FIELDS: dict[str, dict[str, Field]] = {
         "name": Field("choice", "Architecture of every model.", required=True, choices=_architectures),
     },
     "training": {
-        "epochs": Field("int", "Training epochs per model.", required=True, minimum=1),
+        "epochs": Field("int", "Training epochs per model.", required=True, minimum=1,
+                        maximum=1_000_000),
         "batch_size": Field("int", "Mini-batch size.", default=32, minimum=1),
         "optimizer": Field("choice", "Optimiser.", default="adam", choices=_optimizers),
         "lr": Field("float", "Learning rate.", default=1e-3, minimum=0.0, exclusive_minimum=True),
