@@ -29,6 +29,11 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
                 None, None, f"a mapping key must be a plain value, got {type(key).__name__}",
                 key_node.start_mark,
             )  # fmt: skip
+        if isinstance(key, bool) or key is None:  # YAML 1.1 reads yes/no/on/off/~ as these
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key_node.value!r} reads as {key!r}, not as text: quote it",
+                key_node.start_mark,
+            )  # fmt: skip
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -55,7 +60,9 @@ def read_yaml(path: str | Path, error: type[ModelZooError] = ModelZooError) -> A
         mark = failure.problem_mark
         where = f"line {mark.line + 1}" if mark else "?"
         problem = failure.problem or str(failure)
-        if "could not determine a constructor" in problem:
+        if "tag:yaml.org,2002:merge" in problem:
+            problem = "YAML merge keys (<<:) are not supported; write the keys out"
+        elif "could not determine a constructor" in problem:
             tag = problem.rpartition(" ")[2].strip("'").replace("tag:yaml.org,2002:", "!!")
             problem = f"YAML tag not allowed ({tag}); these files hold data only"
         raise error(f"{path}: cannot read: {where}: {problem}") from None

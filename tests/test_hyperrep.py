@@ -321,6 +321,8 @@ def test_bad_configs_give_one_line_and_write_nothing(tmp_path, args, message):
          "cannot read: line 1: YAML tag not allowed (!!python/object/apply:os.system)"),
         ("train:\n  lr: [1e-3\n", "cannot read: malformed YAML at line 3"),
         ("# only a comment\n", "empty; expected a mapping of sections (model, projection"),
+        ("train:\n  yes: 1\n", "cannot read: line 2: key 'yes' reads as True, not as text: quote it"),
+        ("a: &x\n  lr: 1\ntrain:\n  <<: *x\n", "cannot read: line 4: YAML merge keys (<<:) are not supported"),
     ],
 )
 def test_config_file_errors_name_the_file(tmp_path, text, message):
@@ -524,6 +526,10 @@ def test_encode_and_decode_refuse_what_has_no_answer(run):
     flat[1, 0] = np.nan
     with pytest.raises(ModelZooError, match="encode: 1 of 3 weight vectors hold NaN or inf"):
         rep.encode(flat)
+    with pytest.raises(ModelZooError, match="encode: 1 of 1 weight vectors hold NaN or inf, or values beyond"):
+        rep.encode(np.full((1, rep.parameters), 1e300))  # finite in float64, not in float32
+    with pytest.raises(ModelZooError, match="encode: expected numeric weights, got dtype <U1"):
+        rep.encode(np.full((1, rep.parameters), "x"))
     with pytest.raises(ModelZooError, match="per_token is for the sequential model"):
         rep.encode(flat[[0, 2]], per_token=True)
     with pytest.raises(ModelZooError, match="decode: the latents hold NaN"):

@@ -152,7 +152,7 @@ def test_report_on_a_tiny_zoo(run, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--method", "kde31"], "unknown sampler 'kde31'; choose one of: uniform"),
     (["--ensemble", "1"], "--ensemble: expected 0 (none) or K >= 2"),
-    (["--anchor-epochs", "99"], "--anchor-epochs: epoch(s) [99] not in the run's embeddings"),
+    (["--anchor-epochs", "99"], "--anchor-epochs: epoch(s) [99] have no train-split state in the run's embeddings; choose from ["),
     (["--finetune-data", "mnits"], "unknown dataset 'mnits'"),
     (["--option", "bandwith=0.1"], "--option bandwith: no chosen sampler takes it; valid: bandwidth"),
     (["--option", "bandwidth=abc"], "sampler kde30: option bandwidth='abc': expected 'scott'"),

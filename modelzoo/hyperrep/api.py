@@ -70,15 +70,20 @@ class HyperRepresentation:
         return folder.read_parquet(self.run_dir / folder.LOG)
 
     def _check(self, flat: np.ndarray) -> np.ndarray:
-        flat = np.asarray(flat, dtype=np.float32)
+        flat = np.asarray(flat)
+        if not (np.issubdtype(flat.dtype, np.number) or flat.dtype == bool):
+            raise ModelZooError(f"encode: expected numeric weights, got dtype {flat.dtype}")
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf, refused below
+            flat = flat.astype(np.float32)
         if flat.ndim != 2 or flat.shape[1] != self.parameters:
             raise ModelZooError(
                 f"encode: expected weights [N, {self.parameters}], got {list(flat.shape)}"
             )
         bad = int((~np.isfinite(flat).all(axis=1)).sum())
         if bad:
-            raise ModelZooError(f"encode: {bad} of {len(flat)} weight vectors hold NaN or inf (a "
-                                "diverged model has no embedding; drop those rows)")  # fmt: skip
+            raise ModelZooError(f"encode: {bad} of {len(flat)} weight vectors hold NaN or inf, or "
+                                "values beyond float32's range (a diverged model has no embedding; "
+                                "drop those rows)")  # fmt: skip
         return flat
 
     @torch.no_grad()

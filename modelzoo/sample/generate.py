@@ -83,8 +83,10 @@ def select_anchors(rep: Any, zoo: Any, epochs: list[int] | None = None,
     window = list(epochs) if epochs else [max(rep.config["zoo"]["epochs"])]
     missing = sorted(set(window) - set(frame["epoch"].unique().tolist()))
     if missing:
-        raise ModelZooError(f"--anchor-epochs: epoch(s) {missing} not in the run's embeddings; "
-                            f"choose from {sorted(frame['epoch'].unique().tolist())}")  # fmt: skip
+        have = sorted(frame["epoch"].unique().tolist())
+        raise ModelZooError(f"--anchor-epochs: epoch(s) {missing} have no train-split state in the "
+                            f"run's embeddings; " + (f"choose from {have}" if have else "the run's "
+                            "train split is empty"))  # fmt: skip
     frame = frame[frame["epoch"].isin(window)]
     metrics = zoo.metrics[["model_id", "epoch", "test_acc"]]
     frame = frame.merge(metrics, on=["model_id", "epoch"], how="left")
@@ -94,8 +96,9 @@ def select_anchors(rep: Any, zoo: Any, epochs: list[int] | None = None,
     columns = [c for c in frame.columns if c.startswith("z_")]
     columns.sort(key=lambda c: int(c[2:]))
     if len(frame) < 2:
+        condition = "a finite test_acc" if min_accuracy is None else f"test_acc >= {min_accuracy}"
         raise ModelZooError(f"anchors: {len(frame)} train-split states at epochs {window} with "
-                            f"test_acc >= {min_accuracy}; need at least 2")  # fmt: skip
+                            f"{condition}; need at least 2")  # fmt: skip
     if token_space(rep):  # the stored embeddings are pooled; the decoder needs token latents
         from ..hyperrep.data import read_states
 
