@@ -135,6 +135,11 @@ def markdown(ctx: Any, summary: pd.DataFrame, diversity: pd.DataFrame, fidelity:
         lines += ["## Reconstruction fidelity (test-split models)", "",
                   f"{fidelity['models']} models at epoch {fidelity['epoch']}: mean L2 distance "
                   f"{fidelity['l2']:.4g}, prediction agreement {fidelity['agreement']:.4f}.", ""]  # fmt: skip
+    else:
+        lines += ["## Reconstruction fidelity (test-split models)", "",
+                  "Not measured: the run's test split holds no model with finite weights at the "
+                  "last anchor epoch (and the reconstruction row is absent for the same reason).",
+                  ""]  # fmt: skip
     return "\n".join(lines)
 
 
