@@ -254,6 +254,8 @@ def _cli(*args: str):
 def test_cli_lists_presets_with_their_sources():
     result = _cli("--list-presets")
     assert result.exit_code == 0
+    misspelt = _cli("--list-presets", "--preset", "ecdd")
+    assert misspelt.exit_code == 2 and "unknown preset 'ecdd'" in misspelt.output
     for name in list_presets():
         assert any(line.split()[0] == name and "paper" in line for line in result.output.splitlines())
     assert len(list_presets()) == 14
@@ -288,7 +290,9 @@ def test_cli_lists_every_config_key_with_its_default():
         (["--set", "model.name=vae"], "unknown autoencoder 'vae'; choose one of: attention, feedforward, sequential"),
         (["--set", "model.heads=3"], "model.heads: 3 does not divide model.d_model 128"),
         (["--set", "data.epochs=[99]"], "data.epochs: epoch(s) [99] are not stored"),
-        (["--set", "train.batch_size=1"], "train.batch_size: expected an integer >= 2"),
+        (["--set", "train.batch_size=1"], "--set: train.batch_size: NT-Xent (loss.gamma 0.5 > 0) "
+                                          "compares the samples of a batch: expected an integer >= 2"),
+        (["--set", "train.batch_size=0"], "train.batch_size: expected an integer >= 1"),
         (["--device", "gpu"], "--device: expected cpu, cuda or cuda:N"),
         (["--epochs", "0"], "--epochs: train.epochs: expected an integer >= 1"),
         (["--set", "data.splits=[1, 0, 0]"], "--set: data.splits: a validation fraction of 0 "
@@ -730,3 +734,11 @@ def test_a_contrast_only_run_does_not_decode_and_data_dir_is_recorded_absolute(t
     monkeypatch.setattr(rep.model, "embed", lambda z: embed(z).index_fill(0, torch.tensor([1]), np.nan))
     with pytest.raises(ModelZooError, match="encode: 1 of 3 weight vectors encode to NaN or inf"):
         rep.encode(np.zeros((3, rep.parameters), np.float32))
+
+
+def test_ed_trains_with_batches_of_one_state(tmp_path):
+    """Without NT-Xent nothing compares the samples of a batch: batch size 1 is valid for ED."""
+    config = {"model": {"d_model": 8, "heads": 1, "ff_dim": 8, "latent": 4},
+              "train": {"epochs": 1, "batch_size": 1, "lr": 1e-3}}  # fmt: skip
+    rep = train_autoencoder(seed_zoo(), config, preset="ed", out=tmp_path / "run")
+    assert np.isfinite(rep.log["val_loss"]).all() and len(rep.embeddings)

@@ -93,7 +93,10 @@ def train_ae(
         return
     if list_presets:
         from .config import defaults
-        from .presets import PRESETS
+        from .presets import PRESETS, get_preset
+
+        if preset is not None:
+            get_preset(preset)  # a misspelt --preset beside --list-presets is still one line
 
         base = defaults()
         width = max(len(name) for name in PRESETS)

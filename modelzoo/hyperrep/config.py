@@ -220,7 +220,7 @@ FIELDS: dict[str, Field] = {
     "augment.noise": Field(0.0, _number(0.0), "std of additive Gaussian noise"),
     # -------------------------------------------------------------------------------- train
     "train.epochs": Field(100, _integer(1), "training epochs"),
-    "train.batch_size": Field(500, _integer(2), "models per batch"),
+    "train.batch_size": Field(500, _integer(1), "states (model, epoch) per batch; 2+ with NT-Xent"),
     "train.lr": Field(1e-4, _number(0.0, open_low=True), "AdamW peak learning rate"),
     "train.weight_decay": Field(1e-9, _number(0.0), "AdamW weight decay"),
     "train.warmup": Field(
@@ -361,6 +361,12 @@ def resolve(
         raise ModelZooError(
             f"{origins.get('loss.query_dataset', source)}: loss.query_dataset: only read when "
             f"loss.queries=dataset (it is {loss['queries']!r}); set both or neither"
+        )
+    if loss["gamma"] > 0 and config["train"]["batch_size"] < 2:
+        raise ModelZooError(
+            f"{origins.get('train.batch_size', source)}: train.batch_size: NT-Xent (loss.gamma "
+            f"{loss['gamma']} > 0) compares the samples of a batch: expected an integer >= 2, got "
+            f"{config['train']['batch_size']}"
         )
     if loss["gamma"] == 1 and loss["beta"] < 1:
         raise ModelZooError(f"{source}: loss.beta: gamma=1 trains no decoder, so beta must be 1")
