@@ -54,8 +54,9 @@ def read_yaml(path: str | Path, error: type[ModelZooError] = ModelZooError) -> A
         raise error(f"{path}: cannot read: {failure.strerror or failure}") from None
     except UnicodeDecodeError:
         raise error(f"{path}: cannot read: not UTF-8 text") from None
+    loader = _UniqueKeyLoader(text)  # a SafeLoader: plain data only, tags are refused
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        return loader.get_single_data()
     except yaml.constructor.ConstructorError as failure:
         mark = failure.problem_mark
         where = f"line {mark.line + 1}" if mark else "?"
@@ -71,3 +72,5 @@ def read_yaml(path: str | Path, error: type[ModelZooError] = ModelZooError) -> A
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         problem = getattr(failure, "problem", None) or str(failure).splitlines()[0]
         raise error(f"{path}: cannot read: malformed YAML at {where}: {problem}") from None
+    finally:
+        loader.dispose()

@@ -588,6 +588,10 @@ def test_a_second_process_on_the_same_out_is_refused(tmp_path, monkeypatch):
     (partial / "writer.lock").write_text(json.dumps(
         {"pid": other, "host": socket.gethostname(), "started": "2026-01-01T00:00:00+00:00",
          "token": "other", "boot": lock._boot_id()}))  # fmt: skip
+    def read_the_zoo(*args, **kwargs):
+        raise AssertionError("the zoo was read before the lock was checked")
+
+    monkeypatch.setattr(Trainer, "__init__", read_the_zoo)  # refused before any reading
     result = _cli(str(seed_zoo()), "--preset", "ecd", "--out", str(out))
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1, result.output

@@ -71,7 +71,7 @@ class HyperRepresentation:
 
     def _check(self, flat: np.ndarray) -> np.ndarray:
         flat = np.asarray(flat)
-        if not (np.issubdtype(flat.dtype, np.number) or flat.dtype == bool):
+        if not np.issubdtype(flat.dtype, np.number):
             raise ModelZooError(f"encode: expected numeric weights, got dtype {flat.dtype}")
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range: inf, refused below
             flat = flat.astype(np.float32)
@@ -202,15 +202,14 @@ def run_training(
         resolved = str(Path(config["data"]["data_dir"]).expanduser().resolve())
         config = {**config, "data": {**config["data"], "data_dir": resolved}}
     work = folder.partial_dir(out)
-    trainer = Trainer(zoo, config, work)  # reads and checks everything; writes nothing
-    states = [len(trainer.splits[name]) for name in ("train", "val", "test")]
-    record = {
-        "format": folder.FORMAT,
-        "preset": preset,
-        **config,
-        "zoo": zoo_record(zoo, config, epoch_window(zoo, config["data"]["epochs"]), states),
-    }
-    with folder.claimed(work, out):  # one process per run folder; kill -9 leaves it resumable
+    # one process per run folder (a second one is refused before it reads the zoo); a failure
+    # before anything is written leaves no folder, a kill -9 leaves it resumable
+    with folder.claimed(work, out):
+        trainer = Trainer(zoo, config, work)  # reads and checks everything; writes nothing
+        states = [len(trainer.splits[name]) for name in ("train", "val", "test")]
+        epochs = epoch_window(zoo, config["data"]["epochs"])
+        record = {"format": folder.FORMAT, "preset": preset, **config,
+                  "zoo": zoo_record(zoo, config, epochs, states)}  # fmt: skip
         if (work / folder.CONFIG).is_file():
             previous = folder.read_yaml(work / folder.CONFIG)
             if _comparable(previous) != _comparable(record):

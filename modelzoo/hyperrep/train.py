@@ -211,7 +211,7 @@ class Trainer:
                 sums[name] += float(terms[name].detach())
             if self.bar is not None:
                 self.bar.update(1)
-                self.bar.set_postfix(epoch=epoch, loss=f"{float(terms['loss'].detach()):.4g}")
+                self.bar.set_postfix(epoch=epoch, loss=f"{loss:.4g}")
             if fault == (epoch, batch):
                 os.kill(os.getpid(), signal.SIGKILL)
         if not all(bool(torch.isfinite(p).all()) for p in self.modules.parameters()):

@@ -121,10 +121,11 @@ def run_probe(zoo, features: Sequence[str] = DEFAULT_FEATURES, targets: Sequence
         else:
             protocol_other = protocol
         other_samples = load_samples(other, protocol_other, fractions, split_seed)
+        taken = {name for name, _ in others}
         label = f"ood:{other.name}"  # zoos of one spec in other stores share a name: use paths
-        if other.name == zoo.name or label in [name for name, _ in others]:
+        if other.name == zoo.name or label in taken:
             label = f"ood:{Path(other.path).resolve()}"
-        if label in [name for name, _ in others]:
+        if label in taken:
             raise ModelZooError(f"--ood {path}: given twice")
         if not len(other_samples.rows("test")):
             notes.append(f"{label}: no recorded states in its test split ({len(other.model_ids)} "
