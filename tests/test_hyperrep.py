@@ -655,6 +655,17 @@ def test_out_that_cannot_be_a_folder_is_one_line(tmp_path):
         assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
 
 
+def test_out_through_a_missing_folder_and_dotdot_creates_only_the_run(tmp_path):
+    """``--out missing/../run`` is ``./run`` to the OS once it exists; ``mkdir -p`` of the work
+    folder would have created ``missing/`` too."""
+    result = _cli(str(seed_zoo()), "--preset", "ed", "--epochs", "1", "--set", "model.d_model=16",
+                  "--set", "model.ff_dim=16", "--quiet",
+                  "--out", f"{tmp_path}/missing/../run")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+
 def test_a_step_that_cannot_fit_in_memory_is_refused_with_a_batch_that_does(tmp_path, monkeypatch):
     """AttW on a CNN zoo holds [batch x views, heads, T, T] attention matrices per block: with too
     little free memory the run is refused up front (the kernel would kill it mid-epoch) and told

@@ -22,6 +22,7 @@ LEVELS = {
     "modelzoo.resnet": 0,  # torch only; architectures builds it by name (importlib)
     "modelzoo.devices": 1,
     "modelzoo.yamlfile": 1,  # the YAML reader every user-written file goes through
+    "modelzoo.outdir": 1,  # the --out rules every science command shares
     "modelzoo.architectures": 1,
     "modelzoo.data": 1,
     "modelzoo.optim": 1,

@@ -39,8 +39,8 @@ def fidelity(zoo, paper, epochs, splits, split_seed, out, list_papers, quiet) ->
     Probes and splits are modelzoo probe's (ridge with alpha chosen on validation, model-level
     70/15/15 split); a 'difference' is ours minus the paper's, in points.
     """
+    from ..outdir import new_folder
     from ..probe.cli import parse_fractions
-    from ..probe.report import check_out
     from .api import fidelity as compute
     from .published import PAPER_ZOOS, ZOO_OF_SPEC
     from .report import text_table, write_report
@@ -54,7 +54,7 @@ def fidelity(zoo, paper, epochs, splits, split_seed, out, list_papers, quiet) ->
         raise click.UsageError("missing argument ZOO (a zoo folder, published folder or archive)")
     fractions = parse_fractions(splits)
     if out is not None:
-        check_out(out)
+        new_folder(out, allow_empty=True)
     report = compute(zoo, paper, epochs, fractions, split_seed, progress=not quiet)
     click.echo(text_table(report))
     for note in report.notes:

@@ -194,7 +194,7 @@ def run_training(
     from .data import epoch_window
     from .train import Trainer
 
-    folder.check_out(out)
+    out = folder.check_out(out)
     config = {**config, "train": {**config["train"],
                                   "device": resolve_device(config["train"]["device"])}}  # fmt: skip
     check_device_here(config["train"]["device"])

@@ -36,6 +36,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelZooError
+from ..outdir import new_folder
 from ..yamlfile import read_yaml as read_yaml_data
 from .config import RUN_FORMAT
 
@@ -63,24 +64,13 @@ def partial_dir(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
-def check_out(out: Path) -> None:
-    """One line, before anything is read or written, for an --out that cannot become a run."""
-    if out.is_symlink():  # a dangling one too: the final rename would fail after training
-        raise ModelZooError(f"--out {out}: is a symbolic link; choose a new folder")
-    if out.is_file():
-        raise ModelZooError(f"--out {out}: is a file; choose a new folder")
-    if (out / CONFIG).is_file():
+def check_out(out: Path) -> Path:
+    """The run folder to create for ``out`` (absolute), or one line, before anything is read or
+    written, for an --out that cannot become a run."""
+    if (Path(out) / CONFIG).is_file() and not Path(out).is_symlink():
         raise ModelZooError(f"--out {out}: already exists and holds a finished run; choose a "
                             "new folder (a finished run is never overwritten)")  # fmt: skip
-    if out.exists():
-        raise ModelZooError(f"--out {out}: already exists; choose a new folder")
-    parent = out.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ModelZooError(f"--out {out}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ModelZooError(f"--out {out}: cannot create folders in {parent} (permission denied)")
+    return new_folder(out)
 
 
 @contextlib.contextmanager

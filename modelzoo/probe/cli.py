@@ -85,9 +85,10 @@ def probe(zoo, features, embeddings, targets, probe_name, epochs, ood, splits, s
     Writes results.csv (target, features, probe, metric, split, value), results.md
     (the papers' table layouts) and one PNG of predicted vs. true test accuracy per feature set.
     """
+    from ..outdir import new_folder
     from .api import DEFAULT_FEATURES, run_probe
     from .features import DESCRIPTIONS
-    from .report import check_out, markdown, write_results
+    from .report import markdown, write_results
 
     if list_features:
         for name, text in DESCRIPTIONS.items():
@@ -107,7 +108,7 @@ def probe(zoo, features, embeddings, targets, probe_name, epochs, ood, splits, s
     names = _names(features) or ([] if embeddings else list(DEFAULT_FEATURES))
     names += [f"embedding:{run}" for run in embeddings]
     if out is not None:
-        check_out(out)
+        new_folder(out, allow_empty=True)
     result = run_probe(zoo, names, _names(targets) or None, probe_name, epochs, list(ood), fractions,
                        split_seed, components, fit_samples, seed, progress=not quiet)  # fmt: skip
     settings = f"epochs: {epochs}; splits {splits} (seed {split_seed})"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelZooError
+from ..outdir import new_folder
 from .api import ProbeResult
 
 
@@ -128,31 +128,11 @@ def plot_accuracy(result: ProbeResult, folder: Path, target: str = "test_acc") -
     return written
 
 
-def check_out(out: Path) -> None:
-    """OUT must be new (or an empty folder), so nothing earlier is overwritten, and creatable, so
-    a long computation does not end in an error about its destination."""
-    out = Path(out)
-    if out.is_symlink():  # a dangling one too: the final rename would fail after the work
-        raise ModelZooError(f"--out {out}: is a symbolic link; choose a new folder")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ModelZooError(f"--out {out}: exists and is not an empty folder")
-    ancestor = out.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ModelZooError(f"--out {out}: cannot be created ({ancestor} is not a writable folder)")
-    try:  # the permission bits do not tell everything (read-only mounts, /proc): try it
-        os.rmdir(tempfile.mkdtemp(prefix=".modelzoo-out-check-", dir=ancestor))
-    except OSError as error:
-        raise ModelZooError(f"--out {out}: cannot be created ({error.strerror})") from None
-
-
 @contextmanager
 def atomic_folder(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``out`` to fill; it becomes ``out`` only if the block ends
     without an error, so a failed or interrupted run leaves nothing half-written."""
-    out = Path(out)
-    check_out(out)
+    out = new_folder(out, allow_empty=True)
     temporary = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     try:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelZooError
+from ..outdir import new_folder
 from . import generate as gen
 from .samplers import check_anchor_count, check_options, draw, get_sampler, list_samplers
 
@@ -163,9 +164,8 @@ def sample(run: Any, method: str, n: int = 100, *, out: str | Path | None = None
     unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(Settings)})
     if unknown:
         raise ModelZooError(f"sample: unknown setting {unknown[0]!r}")
-    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="modelzoo-sample-")) / method
-    if out.exists() or out.is_symlink():  # a dangling link too: the final rename would fail
-        raise ModelZooError(f"--out {out}: already exists; choose a new folder")
+    out = new_folder(out if out is not None else
+                     Path(tempfile.mkdtemp(prefix="modelzoo-sample-")) / method)  # fmt: skip
     ctx = Context(run, Settings(n=int(n), seed=int(seed), **settings), zoo, data_dir)
     ctx.check_anchors([method])
     return write(ctx.generate(method, zoo_name(out)), ctx, out)
@@ -204,9 +204,7 @@ def compare(run: Any, method: str, out: str | Path, n: int = 100, *, seed: int =
         check_options(name, options_for(name, settings.get("options") or {}))
     if int(ensemble) > int(n):
         raise ModelZooError(f"--ensemble {ensemble}: more than the {n} networks per method (--n)")
-    out = Path(out)
-    if out.exists() or out.is_symlink():  # a dangling link too: the final rename would fail
-        raise ModelZooError(f"--out {out}: already exists; choose a new folder")
+    out = new_folder(out)
     ctx = Context(run, Settings(n=int(n), seed=int(seed), **settings), zoo, data_dir)
     ctx.check_anchors(methods)
     with claimed(out) as work:
