@@ -286,6 +286,9 @@ def test_no_validation_split_is_noted(zoo):
     assert any("leave no validation states" in note for note in result.notes), result.notes
     tuned = run_probe(zoo, ["W"], ["epoch"], progress=False)
     assert not any("validation states" in note for note in tuned.notes)
+    got = cli([seed_zoo(), "--features", "W", "--targets", "epoch", "--splits", "0.8,0,0.2",
+               "--quiet"])  # fmt: skip
+    assert got.exit_code == 0 and "note: splits [0.8, 0.0, 0.2]" in got.stderr, got.stderr
 
 
 def test_ood_zoos_of_one_name_are_told_apart_and_an_unscorable_one_is_noted(tmp_path):
