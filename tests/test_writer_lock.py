@@ -188,6 +188,30 @@ def test_two_writers_taking_over_one_stale_lock_get_it_once(tmp_path: Path) -> N
         assert not (zoo / LOCK_FILE).exists()
 
 
+def test_a_thread_reading_a_lock_just_created_by_this_process_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race behind a flaky takeover under load: thread A has created the lock file but not
+    yet returned; thread B reads it, sees this process's pid, and must judge it live (A holds it),
+    not stale (it used to delete A's lock and take the zoo too)."""
+    zoo = tmp_path / "zoo"
+    real_create, seen = lock_module._create, []
+
+    def create_then_race(path: Path, me) -> bool:
+        made = real_create(path, me)
+        if made and path.name == LOCK_FILE and not seen:
+            seen.append("racing")
+            with pytest.raises(StoreError, match="this process already writes this zoo"):
+                WriterLock.acquire(zoo)
+        return made
+
+    monkeypatch.setattr(lock_module, "_create", create_then_race)
+    first = WriterLock.acquire(zoo)
+    assert seen and json.loads((zoo / LOCK_FILE).read_text())["token"] == first.holder.token
+    first.release()
+    assert not (zoo / LOCK_FILE).exists()
+
+
 def test_lock_is_released_on_errors_and_when_a_writer_is_forgotten(
     tiny_spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

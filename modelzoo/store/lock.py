@@ -113,11 +113,11 @@ class WriterLock:
         me = Holder(os.getpid(), socket.gethostname(),
                     dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), uuid.uuid4().hex,
                     _boot_id())  # fmt: skip
+        with _held_guard:  # before the file exists: a thread of this process reading it at
+            _held_tokens.add(me.token)  # once must find it live, not stale, and not delete it
         try:
             for _ in range(_ATTEMPTS):
                 if _create(path, me):
-                    with _held_guard:
-                        _held_tokens.add(me.token)
                     return cls(zoo_dir, me, created)
                 holder = _read(path)
                 if holder is None and _age(path) < UNREADABLE_GRACE_S:
@@ -129,6 +129,8 @@ class WriterLock:
             raise StoreError(f"{path}: could not take the writer lock: other writers keep taking "
                              "it; run one `modelzoo generate` per zoo")  # fmt: skip
         except BaseException:
+            with _held_guard:
+                _held_tokens.discard(me.token)
             _remove_empty(created)
             raise
 
