@@ -727,6 +727,9 @@ def test_ctrl_c_says_where_the_run_can_resume_from(tmp_path, monkeypatch):
     monkeypatch.setattr(api, "run_training", interrupted)
     result = _cli(str(seed_zoo()), "--out", str(tmp_path / "late"))
     assert result.exit_code == 130 and f"{partial} keeps the last finished epoch" in result.output
+    spelled = f"{tmp_path}/missing/../late"  # the .partial is found however --out is spelt
+    result = _cli(str(seed_zoo()), "--out", spelled)
+    assert result.exit_code == 130 and f"{partial} keeps the last finished epoch" in result.output
 
 
 def test_the_closing_line_says_why_there_is_no_test_r2(tmp_path):

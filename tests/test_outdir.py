@@ -76,3 +76,64 @@ def test_an_unwritable_place_is_refused_before_work(tmp_path):
     finally:
         locked.chmod(0o700)
     assert _tree(locked) == set()
+
+
+def test_what_lies_behind_missing_dotdot_is_checked_too(tmp_path, monkeypatch):
+    """``missing/../run`` is ``./run`` to the OS: an existing ``run`` must be refused as if it had
+    been named directly (the lookup through ``missing`` fails, so checking the typed path would
+    see nothing there and let the command fail after its work)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep")
+    (tmp_path / "afile").write_text("keep")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for name, message in (("full", "not an empty folder"), ("afile", "is a file"),
+                          ("dangling", "symbolic link")):  # fmt: skip
+        with pytest.raises(ModelZooError, match=message):
+            new_folder(f"missing/../{name}", allow_empty=True)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_paths_the_os_cannot_use_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    cases = [("x" * 300, "cannot be used"),  # longer than any file name
+             ("y" * 240, "folder name is too long"),  # fits, but its work folder would not
+             ("loop/run", "cannot be used"),
+             ("~no-such-user-here/run", "cannot be used"),
+             (os.fsdecode(b"r\xffn"), "not valid UTF-8")]  # fmt: skip
+    for out, message in cases:
+        with pytest.raises(ModelZooError, match=message) as error:
+            new_folder(out)
+        assert "\n" not in str(error.value)
+    assert new_folder("z" * 200) == tmp_path / ("z" * 200)
+
+
+def test_a_work_folder_in_the_way_is_refused(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "run.partial").symlink_to(tmp_path / "real")
+    (tmp_path / "other.partial").write_text("x")
+    for name in ("run", "other"):
+        with pytest.raises(ModelZooError, match=r"\.partial is in the way"):
+            new_folder(tmp_path / name)
+    (tmp_path / "resumable.partial").mkdir()  # an interrupted run's folder: resumed, not refused
+    assert new_folder(tmp_path / "resumable") == tmp_path / "resumable"
+
+
+def test_probe_sweeps_the_work_folders_of_killed_runs_only(tmp_path):
+    """probe and fidelity fill ``.OUT.partial-PID``; one left by a kill -9 is removed by the next
+    run on the same --out, one of a live process (pid 1 always runs) is not."""
+    import subprocess
+    import sys
+
+    from modelzoo.probe.report import atomic_folder
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    for pid in (dead, 1):
+        (tmp_path / f".res.partial-{pid}").mkdir()
+        (tmp_path / f".res.partial-{pid}" / "results.csv").write_text("half")
+    with atomic_folder(tmp_path / "res") as work:
+        (work / "results.csv").write_text("whole")
+    assert (tmp_path / "res" / "results.csv").read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".res.partial-1", "res"]

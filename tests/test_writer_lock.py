@@ -212,6 +212,27 @@ def test_a_thread_reading_a_lock_just_created_by_this_process_is_refused(
     assert not (zoo / LOCK_FILE).exists()
 
 
+def test_a_lock_being_released_still_reads_as_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other end of the same race: while release() has not yet deleted the file, a thread of
+    this process must not judge it stale (it deleted the file between the owner's unlink and a
+    third thread's fresh lock, and two threads held the zoo)."""
+    zoo = tmp_path / "zoo"
+    lock = WriterLock.acquire(zoo)
+    real_read, seen = lock_module._read, []
+
+    def read_then_race(path: Path):
+        got = real_read(path)
+        if not seen:
+            seen.append("racing")
+            with pytest.raises(StoreError, match="this process already writes this zoo"):
+                WriterLock.acquire(zoo)
+        return got
+
+    monkeypatch.setattr(lock_module, "_read", read_then_race)
+    lock.release()
+    assert seen and not (zoo / LOCK_FILE).exists()
+
+
 def test_lock_is_released_on_errors_and_when_a_writer_is_forgotten(
     tiny_spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

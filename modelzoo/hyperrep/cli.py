@@ -114,9 +114,11 @@ def train_ae(
     from ..zoo import open_zoo
     from .api import run_training
     from .config import build_config
+    from .folder import check_out
 
     extra = [f"data.data_dir={data_dir}"] if data_dir is not None else []
     config = build_config(preset, config_file, [*overrides, *extra], epochs=epochs, device=device)
+    out = check_out(out)  # absolute, as the .partial to resume from is named below
     try:
         rep = run_training(open_zoo(zoo), config, out, preset=preset, progress=not quiet)
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ is written into a temporary sibling folder and renamed into place at the end.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from collections.abc import Iterator
@@ -128,11 +129,23 @@ def plot_accuracy(result: ProbeResult, folder: Path, target: str = "test_acc") -
     return written
 
 
+def _sweep_killed(out: Path) -> None:
+    """Remove the work folders of earlier runs on ``out`` that were killed (kill -9, power) and
+    so never cleaned up after themselves; a live process's folder is left alone."""
+    from ..store.lock import pid_alive
+
+    for folder in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and folder.is_dir() and not folder.is_symlink() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @contextmanager
 def atomic_folder(out: Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``out`` to fill; it becomes ``out`` only if the block ends
     without an error, so a failed or interrupted run leaves nothing half-written."""
     out = new_folder(out, allow_empty=True)
+    _sweep_killed(out)
     temporary = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     try:

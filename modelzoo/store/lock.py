@@ -59,7 +59,7 @@ def _boot_id() -> str:
         return ""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether a process with this pid runs on this machine (a zombie does not)."""
     try:
         os.kill(pid, 0)
@@ -142,11 +142,11 @@ class WriterLock:
         if self._released:
             return
         self._released = True
-        with _held_guard:
-            _held_tokens.discard(self.holder.token)
         current = _read(self.path)
         if current is not None and current.token == self.holder.token:
             self.path.unlink(missing_ok=True)
+        with _held_guard:  # only once the file is gone: until then it must read as live
+            _held_tokens.discard(self.holder.token)
         _remove_empty(self._created)
 
     @property
@@ -166,6 +166,9 @@ def _create(path: Path, me: Holder) -> bool:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
+    except FileNotFoundError:  # a releasing writer removed the folder it had made: make it again
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return False
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(asdict(me), handle)
         handle.write("\n")
@@ -183,7 +186,7 @@ def _is_stale(holder: Holder, me: Holder) -> bool:
     if holder.pid == me.pid:
         with _held_guard:  # ours: live if a lock object of this process still holds it
             return holder.token not in _held_tokens
-    return not _pid_alive(holder.pid)
+    return not pid_alive(holder.pid)
 
 
 def _refusal(zoo_dir: Path, holder: Holder, me: Holder) -> str:
