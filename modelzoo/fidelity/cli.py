@@ -54,7 +54,7 @@ def fidelity(zoo, paper, epochs, splits, split_seed, out, list_papers, quiet) ->
         raise click.UsageError("missing argument ZOO (a zoo folder, published folder or archive)")
     fractions = parse_fractions(splits)
     if out is not None:
-        new_folder(out, allow_empty=True)
+        out = new_folder(out, allow_empty=True)  # absolute: '..' resolved as the OS will
     report = compute(zoo, paper, epochs, fractions, split_seed, progress=not quiet)
     click.echo(text_table(report))
     for note in report.notes:

@@ -187,7 +187,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def check_run_dir(run_dir: Path) -> Path:
     """``run_dir`` if it holds a complete run (config + weights), else one clear error."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).expanduser()  # a quoted '~/runs/x' too
     missing = [n for n in (CONFIG, NORMALIZATION, FINAL) if not (run_dir / n).is_file()]
     if missing:
         hint = (

@@ -108,7 +108,7 @@ def probe(zoo, features, embeddings, targets, probe_name, epochs, ood, splits, s
     names = _names(features) or ([] if embeddings else list(DEFAULT_FEATURES))
     names += [f"embedding:{run}" for run in embeddings]
     if out is not None:
-        new_folder(out, allow_empty=True)
+        out = new_folder(out, allow_empty=True)  # absolute: '..' resolved as the OS will
     result = run_probe(zoo, names, _names(targets) or None, probe_name, epochs, list(ood), fractions,
                        split_seed, components, fit_samples, seed, progress=not quiet)  # fmt: skip
     settings = f"epochs: {epochs}; splits {splits} (seed {split_seed})"
