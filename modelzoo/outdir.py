@@ -3,13 +3,17 @@
 train-ae, probe, fidelity and sample each write one folder (``--out``), filled under a sibling
 work folder and renamed into place at the end. A destination that cannot become that folder must
 be refused in one line *before* an hour of training, not by a traceback after it; one set of
-rules here, so every command refuses the same things in the same words.
+rules here, so every command refuses the same things in the same words. ``claimed`` is the
+other half for the commands that resume or must not run twice (train-ae, sample): the work
+folder ``OUT.partial`` held under the store's writer lock and renamed into place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ModelZooError
@@ -19,13 +23,27 @@ from .errors import ModelZooError
 WORK_SUFFIX_BYTES = len(".") + len(".partial-") + 10
 
 
-def new_folder(out: str | Path, *, allow_empty: bool = False, flag: str = "--out") -> Path:
+def resolved(out: str | Path) -> Path:
+    """``out`` as the OS will read it once it exists: ``~`` expanded, the parent resolved (so
+    ``missing/../run`` is ``./run``), the name itself kept (it may be a link to refuse)."""
+    given = Path(out)
+    return given.expanduser().parent.resolve() / given.name
+
+
+def partial(out: Path) -> Path:
+    """The work folder beside ``out`` that train-ae and sample fill, and resume or clear."""
+    return out.with_name(out.name + ".partial")
+
+
+def new_folder(out: str | Path, *, allow_empty: bool = False, finished: str | None = None,
+               flag: str = "--out") -> Path:  # fmt: skip
     """The absolute path to create for ``out``, after refusing what cannot become a new folder:
     a symlink (the final rename would replace the link, not fill its target), a file, an existing
     folder (an empty one only with ``allow_empty``, and not a mount point, which cannot be
     replaced), a name that is no name (``.``, ``..``), one too long for its work folder or not
     writable as UTF-8 (the Parquet files record it), or a place where no folder can be created
-    (a file on the way, no permission, a read-only mount).
+    (a file on the way, no permission, a read-only mount). ``finished``: the file that marks
+    a completed result, named in the refusal of a folder that holds one.
 
     The parent is resolved first and every check is made on the result, so ``a/../b`` means
     ``./b`` without creating ``a/`` on the way (``mkdir -p`` would), as the OS will read it."""
@@ -35,15 +53,16 @@ def new_folder(out: str | Path, *, allow_empty: bool = False, flag: str = "--out
     if given.name in ("", ".", ".."):
         raise ModelZooError(f"{flag} {given}: name a new folder (e.g. runs/first), not {given}")
     try:
-        target = given.expanduser().parent.resolve() / given.name
-        _check_target(target, given, allow_empty, flag)
+        target = resolved(given)
+        _check_target(target, given, allow_empty, finished, flag)
     except (OSError, RuntimeError) as error:  # name too long, symlink loop, unknown ~user
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         raise ModelZooError(f"{flag} {given}: cannot be used ({reason})") from None
     return target
 
 
-def _check_target(target: Path, given: Path, allow_empty: bool, flag: str) -> None:
+def _check_target(target: Path, given: Path, allow_empty: bool, finished: str | None,
+                  flag: str) -> None:  # fmt: skip
     try:
         str(target).encode("utf-8")
     except UnicodeEncodeError:
@@ -54,6 +73,9 @@ def _check_target(target: Path, given: Path, allow_empty: bool, flag: str) -> No
     if target.exists():
         if not target.is_dir():
             raise ModelZooError(f"{flag} {given}: is a file; choose a new folder")
+        if finished and (target / finished).is_file():
+            raise ModelZooError(f"{flag} {given}: already exists and holds a finished run; choose "
+                                "a new folder (a finished run is never overwritten)")  # fmt: skip
         if not allow_empty:
             raise ModelZooError(f"{flag} {given}: already exists; choose a new folder")
         if any(target.iterdir()):
@@ -61,7 +83,7 @@ def _check_target(target: Path, given: Path, allow_empty: bool, flag: str) -> No
         if os.path.ismount(target):
             raise ModelZooError(f"{flag} {given}: is a mount point, which cannot be replaced; "
                                 "name a new folder inside it")  # fmt: skip
-    work = target.with_name(target.name + ".partial")  # train-ae and sample fill and resume it
+    work = partial(target)
     if work.is_symlink() or (work.exists() and not work.is_dir()):
         raise ModelZooError(f"{flag} {given}: {work} is in the way (a symbolic link or a file, not "
                             "an interrupted run's folder); remove it or choose another name")  # fmt: skip
@@ -82,3 +104,32 @@ def _check_target(target: Path, given: Path, allow_empty: bool, flag: str) -> No
     except OSError as error:
         raise ModelZooError(f"{flag} {given}: cannot be created in {ancestor} "
                             f"({error.strerror or error})") from None  # fmt: skip
+
+
+@contextlib.contextmanager
+def claimed(out: Path, *, keep_on_failure: bool) -> Iterator[Path]:
+    """``partial(out)``, held for the block under the store's writer lock (a second process on
+    the same --out is refused naming this one; a ``kill -9``'s lock is taken over), then renamed
+    to ``out``. A failure or an interrupt keeps the work folder for a resume
+    (``keep_on_failure``) or removes it."""
+    import shutil
+
+    from .store.lock import LOCK_FILE, WriterLock
+
+    work = partial(out)
+    try:
+        lock = WriterLock.acquire(work)
+    except OSError as error:
+        raise ModelZooError(f"--out {out}: cannot create {work}: {error.strerror or error}") from None
+    try:
+        if out.exists():  # finished by another process since the checks
+            raise ModelZooError(f"--out {out}: already exists; choose a new folder")
+        yield work
+        os.replace(work, out)  # still locked while it moves: nobody empties it under us
+        (out / LOCK_FILE).unlink(missing_ok=True)
+    except BaseException:
+        lock.release()
+        if not keep_on_failure:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    lock.release()

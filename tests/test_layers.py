@@ -22,7 +22,6 @@ LEVELS = {
     "modelzoo.resnet": 0,  # torch only; architectures builds it by name (importlib)
     "modelzoo.devices": 1,
     "modelzoo.yamlfile": 1,  # the YAML reader every user-written file goes through
-    "modelzoo.outdir": 1,  # the --out rules every science command shares
     "modelzoo.architectures": 1,
     "modelzoo.data": 1,
     "modelzoo.optim": 1,
@@ -36,6 +35,7 @@ LEVELS = {
     "modelzoo.run": 7,  # the scheduler: drives train/ and the writer
     "modelzoo.estimate": 7,
     "modelzoo.zoo": 7,  # the read side: never imports the scheduler
+    "modelzoo.outdir": 7,  # the --out rules and work folder every science command shares (store lock)
     "modelzoo.tokens": 8,  # weight structure: reads architecture plans, not Zoo
     "modelzoo.augment": 9,
     "modelzoo.dataset": 10,

@@ -137,3 +137,17 @@ def test_probe_sweeps_the_work_folders_of_killed_runs_only(tmp_path):
         (work / "results.csv").write_text("whole")
     assert (tmp_path / "res" / "results.csv").read_text() == "whole"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".res.partial-1", "res"]
+
+
+def test_a_finished_run_is_named_as_one_however_it_is_spelt(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("format: x\n")
+    (tmp_path / "other").mkdir()
+    for out in ("run", "missing/../run", tmp_path / "run"):
+        with pytest.raises(ModelZooError, match="holds a finished run"):
+            new_folder(out, finished="config.yaml")
+    with pytest.raises(ModelZooError, match="already exists; choose") as error:
+        new_folder("other", finished="config.yaml")
+    assert "finished" not in str(error.value)
+    assert not (tmp_path / "missing").exists()

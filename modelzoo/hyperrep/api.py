@@ -191,6 +191,7 @@ def run_training(
 ) -> HyperRepresentation:
     """Validate everything, then train into ``out.partial`` and rename it to ``out``."""
     from ..devices import check_device_here, resolve_device
+    from ..outdir import claimed
     from .data import epoch_window
     from .train import Trainer
 
@@ -201,10 +202,9 @@ def run_training(
     if config["data"]["data_dir"]:  # recorded for probe and sample, which may run elsewhere
         resolved = str(Path(config["data"]["data_dir"]).expanduser().resolve())
         config = {**config, "data": {**config["data"], "data_dir": resolved}}
-    work = folder.partial_dir(out)
     # one process per run folder (a second one is refused before it reads the zoo); a failure
     # before anything is written leaves no folder, a kill -9 leaves it resumable
-    with folder.claimed(work, out):
+    with claimed(out, keep_on_failure=True) as work:
         trainer = Trainer(zoo, config, work)  # reads and checks everything; writes nothing
         states = [len(trainer.splits[name]) for name in ("train", "val", "test")]
         epochs = epoch_window(zoo, config["data"]["epochs"])

@@ -114,17 +114,16 @@ def train_ae(
     from ..zoo import open_zoo
     from .api import run_training
     from .config import build_config
-    from .folder import check_out
 
     extra = [f"data.data_dir={data_dir}"] if data_dir is not None else []
     config = build_config(preset, config_file, [*overrides, *extra], epochs=epochs, device=device)
-    out = check_out(out)  # absolute, as the .partial to resume from is named below
     try:
         rep = run_training(open_zoo(zoo), config, out, preset=preset, progress=not quiet)
     except KeyboardInterrupt:
-        from .folder import STATE_JSON, partial_dir
+        from ..outdir import partial, resolved
+        from .folder import STATE_JSON
 
-        work = partial_dir(out)
+        work = partial(resolved(out))  # as run_training named it, however --out was spelt
         said = (f"{work} keeps the last finished epoch; rerun the same command to resume"
                 if (work / STATE_JSON).is_file() else "before the first epoch finished; nothing "
                 "to resume from: run the same command again")  # fmt: skip
@@ -142,7 +141,7 @@ def train_ae(
     else:
         shown = "test R^2 not logged at that epoch (eval_every)"
     click.echo(
-        f"{out}: {rep.config['model']['name']} L={rep.latent}, {int(log.index.max())} epochs; "
+        f"{rep.run_dir}: {rep.config['model']['name']} L={rep.latent}, {int(log.index.max())} epochs; "
         f"kept the {rep.config['train']['select']} checkpoint (epoch {rep.epoch}, {shown}); "
         f"embeddings of {len(rep.embeddings)} model-epochs"
     )

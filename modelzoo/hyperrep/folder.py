@@ -27,7 +27,6 @@ import functools
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import ModelZooError
 from ..outdir import new_folder
+from ..outdir import partial as partial_dir
 from ..yamlfile import read_yaml as read_yaml_data
 from .config import RUN_FORMAT
 
@@ -60,38 +60,10 @@ def _file_mode() -> int:
     return 0o644 & ~umask
 
 
-def partial_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
-
-
 def check_out(out: Path) -> Path:
     """The run folder to create for ``out`` (absolute), or one line, before anything is read or
     written, for an --out that cannot become a run."""
-    if (Path(out) / CONFIG).is_file() and not Path(out).is_symlink():
-        raise ModelZooError(f"--out {out}: already exists and holds a finished run; choose a "
-                            "new folder (a finished run is never overwritten)")  # fmt: skip
-    return new_folder(out)
-
-
-@contextlib.contextmanager
-def claimed(work: Path, out: Path) -> Iterator[None]:
-    """Hold ``work`` for the block (the store's writer lock: a second train-ae on the same --out
-    is refused naming this process), then rename it to ``out``. A failure or an interrupt keeps
-    ``work`` for the resume; a ``kill -9``'s lock is taken over by the next run."""
-    from ..store.lock import LOCK_FILE, WriterLock
-
-    try:
-        lock = WriterLock.acquire(work)
-    except OSError as error:
-        raise ModelZooError(f"--out {out}: cannot create {work}: {error.strerror or error}") from None
-    try:
-        if out.exists():  # finished by another process since the checks
-            raise ModelZooError(f"--out {out}: already exists; choose a new folder")
-        yield
-        os.replace(work, out)  # still locked while it moves
-        (out / LOCK_FILE).unlink(missing_ok=True)
-    finally:
-        lock.release()
+    return new_folder(out, finished=CONFIG)
 
 
 def _atomic(path: Path, write) -> None:

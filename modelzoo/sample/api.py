@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,27 +218,16 @@ def compare(run: Any, method: str, out: str | Path, n: int = 100, *, seed: int =
 
 @contextlib.contextmanager
 def claimed(out: Path) -> Iterator[Path]:
-    """``out.partial``, held by this process (the store's writer lock: a second ``sample`` on the
-    same --out is refused with the holder's pid), emptied of a killed run's leftovers, renamed to
-    ``out`` when the block completes and removed when it fails or is interrupted."""
+    """``out.partial`` (outdir.claimed: one ``sample`` per --out, renamed when complete, removed
+    when it fails or is interrupted), emptied first of a killed run's leftovers."""
     import shutil
 
-    from ..store.lock import LOCK_FILE, WriterLock
+    from ..outdir import claimed as claimed_work
+    from ..store.lock import LOCK_FILE
 
-    work = out.with_name(out.name + ".partial")
-    lock = WriterLock.acquire(work)
-    try:
-        if out.exists():  # finished by another process since the check above
-            raise ModelZooError(f"--out {out}: already exists; choose a new folder")
+    with claimed_work(out, keep_on_failure=False) as work:
         for stale in work.iterdir():
             if stale.name != LOCK_FILE:
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         (work / "zoos").mkdir()
         yield work
-        os.replace(work, out)  # still locked while it moves: nobody empties it under us
-        (out / LOCK_FILE).unlink()
-        lock.release()
-    except BaseException:
-        lock.release()
-        shutil.rmtree(work, ignore_errors=True)
-        raise
