@@ -4,8 +4,8 @@ train-ae, probe, fidelity and sample each write one folder (``--out``), filled u
 work folder and renamed into place at the end. A destination that cannot become that folder must
 be refused in one line *before* an hour of training, not by a traceback after it; one set of
 rules here, so every command refuses the same things in the same words. ``claimed`` is the
-other half for the commands that resume or must not run twice (train-ae, sample): the work
-folder ``OUT.partial`` held under the store's writer lock and renamed into place.
+other half, the same for all four: the work folder ``OUT.partial`` held under the store's writer
+lock (a second run on one --out is refused, a killed one's is taken over) and renamed into place.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from pathlib import Path
 
 from .errors import ModelZooError
 
-# the longest suffix a command adds to the folder's name for its work folder
-# (probe: ".NAME.partial-PID"; train-ae and sample: "NAME.partial")
-WORK_SUFFIX_BYTES = len(".") + len(".partial-") + 10
+# what a command adds to the folder's name for its work folder ("NAME.partial")
+WORK_SUFFIX_BYTES = len(".partial")
 
 
 def resolved(out: str | Path) -> Path:
@@ -83,10 +82,6 @@ def _check_target(target: Path, given: Path, allow_empty: bool, finished: str | 
         if os.path.ismount(target):
             raise ModelZooError(f"{flag} {given}: is a mount point, which cannot be replaced; "
                                 "name a new folder inside it")  # fmt: skip
-    work = partial(target)
-    if work.is_symlink() or (work.exists() and not work.is_dir()):
-        raise ModelZooError(f"{flag} {given}: {work} is in the way (a symbolic link or a file, not "
-                            "an interrupted run's folder); remove it or choose another name")  # fmt: skip
     ancestor = target.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -99,6 +94,10 @@ def _check_target(target: Path, given: Path, allow_empty: bool, finished: str | 
     if len(os.fsencode(target.name)) + WORK_SUFFIX_BYTES > limit:
         raise ModelZooError(f"{flag} {given}: the folder name is too long (at most "
                             f"{limit - WORK_SUFFIX_BYTES} bytes here)")  # fmt: skip
+    work = partial(target)
+    if work.is_symlink() or (work.exists() and not work.is_dir()):
+        raise ModelZooError(f"{flag} {given}: {work} is in the way (a symbolic link or a file, not "
+                            "an interrupted run's folder); remove it or choose another name")  # fmt: skip
     try:  # the permission bits do not tell everything (read-only mounts, /proc): try it
         os.rmdir(tempfile.mkdtemp(prefix=".modelzoo-out-check-", dir=ancestor))
     except OSError as error:
@@ -107,11 +106,12 @@ def _check_target(target: Path, given: Path, allow_empty: bool, finished: str | 
 
 
 @contextlib.contextmanager
-def claimed(out: Path, *, keep_on_failure: bool) -> Iterator[Path]:
+def claimed(out: Path, *, keep_on_failure: bool, allow_empty: bool = False) -> Iterator[Path]:
     """``partial(out)``, held for the block under the store's writer lock (a second process on
     the same --out is refused naming this one; a ``kill -9``'s lock is taken over), then renamed
-    to ``out``. A failure or an interrupt keeps the work folder for a resume
-    (``keep_on_failure``) or removes it."""
+    to ``out`` (over an empty folder there with ``allow_empty``). A failure or an interrupt keeps
+    the work folder for a resume (``keep_on_failure``) or removes it; a command that cannot
+    resume starts from an empty one, so a killed run's half-written files never reach ``out``."""
     import shutil
 
     from .store.lock import LOCK_FILE, WriterLock
@@ -122,8 +122,12 @@ def claimed(out: Path, *, keep_on_failure: bool) -> Iterator[Path]:
     except OSError as error:
         raise ModelZooError(f"--out {out}: cannot create {work}: {error.strerror or error}") from None
     try:
-        if out.exists():  # finished by another process since the checks
-            raise ModelZooError(f"--out {out}: already exists; choose a new folder")
+        if out.exists() and not (allow_empty and out.is_dir() and not any(out.iterdir())):
+            raise ModelZooError(f"--out {out}: already exists; choose a new folder")  # meanwhile
+        if not keep_on_failure:
+            for stale in work.iterdir():
+                if stale.name != LOCK_FILE:
+                    shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
         yield work
         os.replace(work, out)  # still locked while it moves: nobody empties it under us
         (out / LOCK_FILE).unlink(missing_ok=True)

@@ -98,7 +98,7 @@ def test_paths_the_os_cannot_use_are_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     cases = [("x" * 300, "cannot be used"),  # longer than any file name
-             ("y" * 240, "folder name is too long"),  # fits, but its work folder would not
+             ("y" * 250, "folder name is too long"),  # fits, but its work folder would not
              ("loop/run", "cannot be used"),
              ("~no-such-user-here/run", "cannot be used"),
              (os.fsdecode(b"r\xffn"), "not valid UTF-8")]  # fmt: skip
@@ -120,23 +120,54 @@ def test_a_work_folder_in_the_way_is_refused(tmp_path):
     assert new_folder(tmp_path / "resumable") == tmp_path / "resumable"
 
 
-def test_probe_sweeps_the_work_folders_of_killed_runs_only(tmp_path):
-    """probe and fidelity fill ``.OUT.partial-PID``; one left by a kill -9 is removed by the next
-    run on the same --out, one of a live process (pid 1 always runs) is not."""
+def test_probe_takes_over_a_killed_runs_work_folder_and_refuses_a_live_one(tmp_path):
+    """probe and fidelity fill ``OUT.partial`` under the writer lock: a kill -9's folder (a lock
+    naming a dead pid, a half-written file) is taken over and its leftovers never reach OUT; one
+    a live process holds is refused naming it; an empty OUT is replaced."""
+    import json
+    import socket
     import subprocess
     import sys
 
     from modelzoo.probe.report import atomic_folder
+    from modelzoo.store.lock import LOCK_FILE, _boot_id
 
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True).stdout)  # fmt: skip
-    for pid in (dead, 1):
-        (tmp_path / f".res.partial-{pid}").mkdir()
-        (tmp_path / f".res.partial-{pid}" / "results.csv").write_text("half")
-    with atomic_folder(tmp_path / "res") as work:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    killed = tmp_path / "res.partial"
+    killed.mkdir()
+    (killed / "half.csv").write_text("half")
+    (killed / "plots").mkdir()
+    with atomic_folder(tmp_path / "res") as work:  # killed before it took the lock
         (work / "results.csv").write_text("whole")
-    assert (tmp_path / "res" / "results.csv").read_text() == "whole"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".res.partial-1", "res"]
+    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["results.csv"]
+
+    killed.mkdir()
+    (killed / "half.csv").write_text("half")
+    (killed / LOCK_FILE).write_text(json.dumps({"pid": int(dead), "host": socket.gethostname(),
+                                                "started": "x", "token": "t", "boot": _boot_id()}))
+    (tmp_path / "empty").mkdir()
+    with atomic_folder(tmp_path / "empty") as work:  # another --out: nothing to take over
+        (work / "results.csv").write_text("whole")
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["results.csv"]
+    killed.rename(tmp_path / "again.partial")
+    with atomic_folder(tmp_path / "again") as work:
+        (work / "results.csv").write_text("whole")
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["results.csv"]
+    assert not (tmp_path / "again.partial").exists()
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from modelzoo.store.lock import WriterLock; "
+        f"lock = WriterLock.acquire({str(tmp_path / 'busy.partial')!r}); print('held', flush=True); "
+        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ModelZooError, match=f"pid {holder.pid} "), atomic_folder(tmp_path / "busy"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (tmp_path / "busy").exists()
 
 
 def test_a_finished_run_is_named_as_one_however_it_is_spelt(tmp_path, monkeypatch):

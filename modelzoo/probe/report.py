@@ -8,9 +8,6 @@ is written into a temporary sibling folder and renamed into place at the end.
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelZooError
-from ..outdir import new_folder
+from ..outdir import claimed, new_folder
 from .api import ProbeResult
 
 
@@ -129,37 +125,15 @@ def plot_accuracy(result: ProbeResult, folder: Path, target: str = "test_acc") -
     return written
 
 
-def _sweep_killed(out: Path) -> None:
-    """Remove the work folders of earlier runs on ``out`` that were killed (kill -9, power) and
-    so never cleaned up after themselves; a live process's folder is left alone."""
-    from ..store.lock import pid_alive
-
-    for folder in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
-        pid = folder.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and folder.is_dir() and not folder.is_symlink() and not pid_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 @contextmanager
 def atomic_folder(out: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``out`` to fill; it becomes ``out`` only if the block ends
-    without an error, so a failed or interrupted run leaves nothing half-written."""
+    """Yield ``OUT.partial`` to fill (outdir.claimed: one writer per --out, a killed run's
+    leftovers cleared); it becomes ``out`` (an empty folder there is replaced) only if the block
+    ends without an error, so a failed or interrupted run leaves nothing half-written. The
+    --out rules are checked again here: the place may have changed during a long probe."""
     out = new_folder(out, allow_empty=True)
-    _sweep_killed(out)
-    temporary = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    try:
-        temporary.mkdir(parents=True)
-    except OSError as error:
-        raise ModelZooError(f"--out {out}: cannot be created ({error.strerror})") from None
-    try:
-        yield temporary
-        if out.exists():
-            out.rmdir()
-        temporary.rename(out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+    with claimed(out, keep_on_failure=False, allow_empty=True) as work:
+        yield work
 
 
 def write_results(result: ProbeResult, out: Path, zoo_name: str, settings: str) -> Path:

@@ -218,16 +218,10 @@ def compare(run: Any, method: str, out: str | Path, n: int = 100, *, seed: int =
 
 @contextlib.contextmanager
 def claimed(out: Path) -> Iterator[Path]:
-    """``out.partial`` (outdir.claimed: one ``sample`` per --out, renamed when complete, removed
-    when it fails or is interrupted), emptied first of a killed run's leftovers."""
-    import shutil
-
+    """``out.partial`` (outdir.claimed: one ``sample`` per --out, started empty, renamed when
+    complete, removed when it fails or is interrupted), with its ``zoos/`` folder."""
     from ..outdir import claimed as claimed_work
-    from ..store.lock import LOCK_FILE
 
     with claimed_work(out, keep_on_failure=False) as work:
-        for stale in work.iterdir():
-            if stale.name != LOCK_FILE:
-                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         (work / "zoos").mkdir()
         yield work
