@@ -20,6 +20,9 @@ from .errors import ModelZooError
 
 # what a command adds to the folder's name for its work folder ("NAME.partial")
 WORK_SUFFIX_BYTES = len(".partial")
+# in a work folder: the command filling it, so another command on the same --out neither empties
+# nor resumes it (a killed train-ae's hour of training is not a probe's leftovers)
+COMMAND_FILE = ".modelzoo-command"
 
 
 def resolved(out: str | Path) -> Path:
@@ -106,12 +109,14 @@ def _check_target(target: Path, given: Path, allow_empty: bool, finished: str | 
 
 
 @contextlib.contextmanager
-def claimed(out: Path, *, keep_on_failure: bool, allow_empty: bool = False) -> Iterator[Path]:
+def claimed(out: Path, command: str, *, keep_on_failure: bool,
+            allow_empty: bool = False) -> Iterator[Path]:  # fmt: skip
     """``partial(out)``, held for the block under the store's writer lock (a second process on
     the same --out is refused naming this one; a ``kill -9``'s lock is taken over), then renamed
     to ``out`` (over an empty folder there with ``allow_empty``). A failure or an interrupt keeps
     the work folder for a resume (``keep_on_failure``) or removes it; a command that cannot
-    resume starts from an empty one, so a killed run's half-written files never reach ``out``."""
+    resume starts from an empty one, so a killed run's half-written files never reach ``out``.
+    A work folder another ``command`` left is refused, never emptied or resumed."""
     import shutil
 
     from .store.lock import LOCK_FILE, WriterLock
@@ -121,6 +126,13 @@ def claimed(out: Path, *, keep_on_failure: bool, allow_empty: bool = False) -> I
         lock = WriterLock.acquire(work)
     except OSError as error:
         raise ModelZooError(f"--out {out}: cannot create {work}: {error.strerror or error}") from None
+    marker = work / COMMAND_FILE
+    owner = marker.read_text().strip() if marker.is_file() else command
+    if owner != command:
+        lock.release()
+        raise ModelZooError(f"--out {out}: {work} holds an interrupted `modelzoo {owner}` run; "
+                            f"finish it with `modelzoo {owner}`, or remove it, or choose "
+                            "another --out")  # fmt: skip
     try:
         if out.exists() and not (allow_empty and out.is_dir() and not any(out.iterdir())):
             raise ModelZooError(f"--out {out}: already exists; choose a new folder")  # meanwhile
@@ -128,10 +140,14 @@ def claimed(out: Path, *, keep_on_failure: bool, allow_empty: bool = False) -> I
             for stale in work.iterdir():
                 if stale.name != LOCK_FILE:
                     shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
+        marker.write_text(command + "\n")
         yield work
         os.replace(work, out)  # still locked while it moves: nobody empties it under us
         (out / LOCK_FILE).unlink(missing_ok=True)
+        (out / COMMAND_FILE).unlink(missing_ok=True)
     except BaseException:
+        if {path.name for path in work.iterdir()} <= {LOCK_FILE, COMMAND_FILE}:
+            marker.unlink(missing_ok=True)  # nothing written: the lock takes the folder with it
         lock.release()
         if not keep_on_failure:
             shutil.rmtree(work, ignore_errors=True)

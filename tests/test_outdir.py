@@ -182,3 +182,28 @@ def test_a_finished_run_is_named_as_one_however_it_is_spelt(tmp_path, monkeypatc
         new_folder("other", finished="config.yaml")
     assert "finished" not in str(error.value)
     assert not (tmp_path / "missing").exists()
+
+
+def test_one_command_never_empties_or_resumes_anothers_work_folder(tmp_path):
+    """An interrupted train-ae's OUT.partial (its hour of training) is refused, not emptied, by a
+    probe, fidelity or sample on the same --out, and train-ae still resumes it; the finished
+    folder carries neither the lock nor the command marker."""
+    from modelzoo.outdir import COMMAND_FILE, claimed
+    from modelzoo.probe.report import atomic_folder
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt), claimed(out, "train-ae", keep_on_failure=True) as work:
+        (work / "checkpoint.safetensors").write_text("an hour")
+        raise KeyboardInterrupt
+    for command in ("probe", "fidelity"):
+        with pytest.raises(ModelZooError, match=r"interrupted `modelzoo train-ae` run") as error, \
+                atomic_folder(out, command):  # fmt: skip
+            pass
+        assert "\n" not in str(error.value)
+    with pytest.raises(ModelZooError, match="train-ae"), claimed(out, "sample", keep_on_failure=False):
+        pass
+    assert (out.with_name("run.partial") / "checkpoint.safetensors").read_text() == "an hour"
+    with claimed(out, "train-ae", keep_on_failure=True) as work:
+        assert (work / "checkpoint.safetensors").read_text() == "an hour"
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors"]
+    assert not (out / COMMAND_FILE).exists()

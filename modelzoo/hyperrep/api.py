@@ -204,7 +204,7 @@ def run_training(
         config = {**config, "data": {**config["data"], "data_dir": resolved}}
     # one process per run folder (a second one is refused before it reads the zoo); a failure
     # before anything is written leaves no folder, a kill -9 leaves it resumable
-    with claimed(out, keep_on_failure=True) as work:
+    with claimed(out, "train-ae", keep_on_failure=True) as work:
         trainer = Trainer(zoo, config, work)  # reads and checks everything; writes nothing
         states = [len(trainer.splits[name]) for name in ("train", "val", "test")]
         epochs = epoch_window(zoo, config["data"]["epochs"])

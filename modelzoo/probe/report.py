@@ -126,13 +126,13 @@ def plot_accuracy(result: ProbeResult, folder: Path, target: str = "test_acc") -
 
 
 @contextmanager
-def atomic_folder(out: Path) -> Iterator[Path]:
+def atomic_folder(out: Path, command: str = "probe") -> Iterator[Path]:
     """Yield ``OUT.partial`` to fill (outdir.claimed: one writer per --out, a killed run's
     leftovers cleared); it becomes ``out`` (an empty folder there is replaced) only if the block
     ends without an error, so a failed or interrupted run leaves nothing half-written. The
     --out rules are checked again here: the place may have changed during a long probe."""
     out = new_folder(out, allow_empty=True)
-    with claimed(out, keep_on_failure=False, allow_empty=True) as work:
+    with claimed(out, command, keep_on_failure=False, allow_empty=True) as work:
         yield work
 
 

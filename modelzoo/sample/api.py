@@ -222,6 +222,6 @@ def claimed(out: Path) -> Iterator[Path]:
     complete, removed when it fails or is interrupted), with its ``zoos/`` folder."""
     from ..outdir import claimed as claimed_work
 
-    with claimed_work(out, keep_on_failure=False) as work:
+    with claimed_work(out, "sample", keep_on_failure=False) as work:
         (work / "zoos").mkdir()
         yield work
