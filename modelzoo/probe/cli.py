@@ -114,8 +114,9 @@ def probe(zoo, features, embeddings, targets, probe_name, epochs, ood, splits, s
     settings = f"epochs: {epochs}; splits {splits} (seed {split_seed})"
     text = markdown(result, Path(zoo).name, settings)
     click.echo(text)
-    for note in dict.fromkeys(result.notes):  # also in the text; stderr keeps them in sight of `> file`
-        click.echo(f"note: {note}", err=True)
+    if not click.get_text_stream("stdout").isatty():  # the text has them; `> file` would hide them
+        for note in dict.fromkeys(result.notes):
+            click.echo(f"note: {note}", err=True)
     for name, seconds in result.seconds.items():
         click.echo(f"time {name}: {seconds:.1f} s", err=True)
     if out is not None:
