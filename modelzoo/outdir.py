@@ -11,6 +11,7 @@ lock (a second run on one --out is refused, a killed one's is taken over) and re
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ from .errors import ModelZooError
 
 # what a command adds to the folder's name for its work folder ("NAME.partial")
 WORK_SUFFIX_BYTES = len(".partial")
-# in a work folder: the command filling it, so another command on the same --out neither empties
-# nor resumes it (a killed train-ae's hour of training is not a probe's leftovers)
+# in a work folder: the command filling it and whether it resumes, so another command on the
+# same --out neither empties nor resumes it (a killed train-ae's hour of training is not a probe's
+# leftovers), while a killed probe's or sample's leftovers are anyone's to clear
 COMMAND_FILE = ".modelzoo-command"
 
 
@@ -113,10 +115,10 @@ def claimed(out: Path, command: str, *, keep_on_failure: bool,
             allow_empty: bool = False) -> Iterator[Path]:  # fmt: skip
     """``partial(out)``, held for the block under the store's writer lock (a second process on
     the same --out is refused naming this one; a ``kill -9``'s lock is taken over), then renamed
-    to ``out`` (over an empty folder there with ``allow_empty``). A failure or an interrupt keeps
-    the work folder for a resume (``keep_on_failure``) or removes it; a command that cannot
-    resume starts from an empty one, so a killed run's half-written files never reach ``out``.
-    A work folder another ``command`` left is refused, never emptied or resumed."""
+    to ``out`` (over an empty folder there with ``allow_empty``). ``keep_on_failure``: the
+    command resumes, so a failure or an interrupt keeps the work folder and the same command
+    continues it; otherwise the folder is removed, and one a killed run left is emptied first.
+    A resumable run of another command, or files no command claims, are refused, never emptied."""
     import shutil
 
     from .store.lock import LOCK_FILE, WriterLock
@@ -126,30 +128,66 @@ def claimed(out: Path, command: str, *, keep_on_failure: bool,
         lock = WriterLock.acquire(work)
     except OSError as error:
         raise ModelZooError(f"--out {out}: cannot create {work}: {error.strerror or error}") from None
-    marker = work / COMMAND_FILE
-    owner = marker.read_text().strip() if marker.is_file() else command
-    if owner != command:
-        lock.release()
-        raise ModelZooError(f"--out {out}: {work} holds an interrupted `modelzoo {owner}` run; "
-                            f"finish it with `modelzoo {owner}`, or remove it, or choose "
-                            "another --out")  # fmt: skip
     try:
+        previous = _previous_run(work, LOCK_FILE)
+        resume = keep_on_failure and previous == (command, True)
+        if previous is not None and previous[1] and not resume:
+            raise ModelZooError(
+                f"--out {out}: {work} holds an interrupted `modelzoo {previous[0]}` run; resume "
+                "it with that command, remove it, or choose another --out" if previous[0] else
+                f"--out {out}: {work} holds files no modelzoo command claims (no readable "
+                f"{COMMAND_FILE}); remove it or choose another --out")  # fmt: skip
         if out.exists() and not (allow_empty and out.is_dir() and not any(out.iterdir())):
             raise ModelZooError(f"--out {out}: already exists; choose a new folder")  # meanwhile
-        if not keep_on_failure:
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        if not resume:
             for stale in work.iterdir():
                 if stale.name != LOCK_FILE:
                     shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
-        marker.write_text(command + "\n")
+        _mark(work, command, keep_on_failure)
         yield work
-        os.replace(work, out)  # still locked while it moves: nobody empties it under us
-        (out / LOCK_FILE).unlink(missing_ok=True)
-        (out / COMMAND_FILE).unlink(missing_ok=True)
+        try:
+            os.replace(work, out)  # still locked while it moves: nobody empties it under us
+        except OSError as error:  # something else created a non-empty OUT meanwhile
+            raise ModelZooError(f"--out {out}: cannot be put in place ({error.strerror}); "
+                                "something else wrote there while this ran") from None  # fmt: skip
+        _unmark(out, LOCK_FILE)
     except BaseException:
-        if {path.name for path in work.iterdir()} <= {LOCK_FILE, COMMAND_FILE}:
-            marker.unlink(missing_ok=True)  # nothing written: the lock takes the folder with it
+        if not work.is_dir():  # interrupted just after the rename
+            _unmark(out, LOCK_FILE)
+        elif not keep_on_failure or _previous_run(work, LOCK_FILE) is None:
+            _unmark(work, "")  # nothing to resume: the lock's release takes the folder with it
         lock.release()
         if not keep_on_failure:
             shutil.rmtree(work, ignore_errors=True)
         raise
     lock.release()
+
+
+def _previous_run(work: Path, lock_file: str) -> tuple[str | None, bool] | None:
+    """(command, resumable) of the run that left files in ``work``; None when it holds none
+    (a fresh folder, or a run killed before writing anything); (None, True) for files without a
+    readable marker, which nothing may empty."""
+    if not {path.name for path in work.iterdir()} - {lock_file, COMMAND_FILE, COMMAND_FILE + ".new"}:
+        return None
+    try:
+        record = json.loads((work / COMMAND_FILE).read_text(encoding="utf-8"))
+        return str(record["command"]), bool(record["resumable"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, True
+
+
+def _mark(work: Path, command: str, resumable: bool) -> None:
+    """Write the marker whole or not at all (a kill -9 must not leave an empty one)."""
+    new = work / (COMMAND_FILE + ".new")
+    new.write_text(json.dumps({"command": command, "resumable": resumable}) + "\n", encoding="utf-8")
+    os.replace(new, work / COMMAND_FILE)
+
+
+def _unmark(folder: Path, lock_file: str) -> None:
+    for name in (lock_file, COMMAND_FILE, COMMAND_FILE + ".new"):
+        if name:
+            (folder / name).unlink(missing_ok=True)

@@ -120,41 +120,46 @@ def test_a_work_folder_in_the_way_is_refused(tmp_path):
     assert new_folder(tmp_path / "resumable") == tmp_path / "resumable"
 
 
-def test_probe_takes_over_a_killed_runs_work_folder_and_refuses_a_live_one(tmp_path):
-    """probe and fidelity fill ``OUT.partial`` under the writer lock: a kill -9's folder (a lock
-    naming a dead pid, a half-written file) is taken over and its leftovers never reach OUT; one
-    a live process holds is refused naming it; an empty OUT is replaced."""
+def _killed_run(work, command, resumable, dead_pid=None):
+    """The work folder a kill -9 leaves: a marker, half-written files, maybe a dead pid's lock."""
     import json
     import socket
+
+    from modelzoo.outdir import COMMAND_FILE
+    from modelzoo.store.lock import LOCK_FILE, _boot_id
+
+    work.mkdir()
+    (work / "half.csv").write_text("half")
+    (work / "plots").mkdir()
+    if command:
+        (work / COMMAND_FILE).write_text(json.dumps({"command": command, "resumable": resumable}))
+    if dead_pid:
+        (work / LOCK_FILE).write_text(json.dumps({"pid": dead_pid, "host": socket.gethostname(),
+                                                  "started": "x", "token": "t", "boot": _boot_id()}))
+
+
+def test_probe_takes_over_a_killed_runs_work_folder_and_refuses_a_live_one(tmp_path):
+    """probe and fidelity fill ``OUT.partial`` under the writer lock: a kill -9's folder (a
+    half-written file, with or without a lock naming a dead pid) of a command that does not
+    resume is taken over and emptied, so its leftovers never reach OUT; one a live process
+    holds is refused naming it; an empty OUT is replaced."""
     import subprocess
     import sys
 
     from modelzoo.probe.report import atomic_folder
-    from modelzoo.store.lock import LOCK_FILE, _boot_id
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    killed = tmp_path / "res.partial"
-    killed.mkdir()
-    (killed / "half.csv").write_text("half")
-    (killed / "plots").mkdir()
-    with atomic_folder(tmp_path / "res") as work:  # killed before it took the lock
-        (work / "results.csv").write_text("whole")
-    assert sorted(p.name for p in (tmp_path / "res").iterdir()) == ["results.csv"]
-
-    killed.mkdir()
-    (killed / "half.csv").write_text("half")
-    (killed / LOCK_FILE).write_text(json.dumps({"pid": int(dead), "host": socket.gethostname(),
-                                                "started": "x", "token": "t", "boot": _boot_id()}))
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    for name, command, pid in (("res", "probe", None), ("again", "sample", dead)):
+        _killed_run(tmp_path / f"{name}.partial", command, False, pid)
+        with atomic_folder(tmp_path / name) as work:
+            (work / "results.csv").write_text("whole")
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["results.csv"]
+        assert not (tmp_path / f"{name}.partial").exists()
     (tmp_path / "empty").mkdir()
-    with atomic_folder(tmp_path / "empty") as work:  # another --out: nothing to take over
+    with atomic_folder(tmp_path / "empty") as work:
         (work / "results.csv").write_text("whole")
     assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["results.csv"]
-    killed.rename(tmp_path / "again.partial")
-    with atomic_folder(tmp_path / "again") as work:
-        (work / "results.csv").write_text("whole")
-    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["results.csv"]
-    assert not (tmp_path / "again.partial").exists()
 
     holder = subprocess.Popen([sys.executable, "-c", (
         "import time; from modelzoo.store.lock import WriterLock; "
@@ -168,6 +173,29 @@ def test_probe_takes_over_a_killed_runs_work_folder_and_refuses_a_live_one(tmp_p
         holder.kill()
         holder.wait()
     assert not (tmp_path / "busy").exists()
+
+
+def test_files_no_command_claims_are_never_emptied(tmp_path):
+    """A .partial without a readable marker (a sparsify's resumable zoo, a hand-made folder, a
+    garbled marker) is refused in one line by every command and left as it was; the lock taken
+    to look at it is given back."""
+    import shutil
+
+    from modelzoo.outdir import COMMAND_FILE, claimed
+    from modelzoo.store.lock import LOCK_FILE
+
+    for marker in (None, "", "\xff\xfe", "[1]"):
+        work = tmp_path / "run.partial"
+        _killed_run(work, None, False)
+        if marker is not None:
+            (work / COMMAND_FILE).write_bytes(marker.encode("latin-1"))
+        for command, resumable in (("probe", False), ("train-ae", True)):
+            with pytest.raises(ModelZooError, match="no modelzoo command claims") as error, \
+                    claimed(tmp_path / "run", command, keep_on_failure=resumable):  # fmt: skip
+                pass
+            assert "\n" not in str(error.value)
+        assert (work / "half.csv").read_text() == "half" and not (work / LOCK_FILE).exists()
+        shutil.rmtree(work)
 
 
 def test_a_finished_run_is_named_as_one_however_it_is_spelt(tmp_path, monkeypatch):
@@ -203,7 +231,12 @@ def test_one_command_never_empties_or_resumes_anothers_work_folder(tmp_path):
     with pytest.raises(ModelZooError, match="train-ae"), claimed(out, "sample", keep_on_failure=False):
         pass
     assert (out.with_name("run.partial") / "checkpoint.safetensors").read_text() == "an hour"
+    assert not (out.with_name("run.partial") / "writer.lock").exists()
     with claimed(out, "train-ae", keep_on_failure=True) as work:
         assert (work / "checkpoint.safetensors").read_text() == "an hour"
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors"]
     assert not (out / COMMAND_FILE).exists()
+    # a killed probe's leftovers are nobody's to resume: train-ae clears them and starts afresh
+    _killed_run(tmp_path / "fresh.partial", "probe", False)
+    with claimed(tmp_path / "fresh", "train-ae", keep_on_failure=True) as work:
+        assert sorted(p.name for p in work.iterdir()) == [COMMAND_FILE, "writer.lock"]

@@ -319,3 +319,21 @@ def test_a_symlink_out_is_refused_before_the_work(tmp_path):
     link.symlink_to(tmp_path / "nowhere")
     got = cli([seed_zoo(), "--features", "sW", "--targets", "epoch", "--out", link])
     assert got.exit_code == 2 and "is a symbolic link" in got.output, got.output
+
+
+def test_an_interrupted_train_ae_on_the_same_out_is_refused_before_the_work(tmp_path):
+    """--out is claimed before the probe runs: a train-ae run interrupted there is named in one
+    line (no table printed first) and keeps its checkpoint; a probe that fails midway leaves
+    neither OUT nor OUT.partial."""
+    from modelzoo.outdir import claimed
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt), claimed(out, "train-ae", keep_on_failure=True) as work:
+        (work / "checkpoint.safetensors").write_text("an hour")
+        raise KeyboardInterrupt
+    got = cli([seed_zoo(), "--features", "sW", "--targets", "epoch", "--quiet", "--out", out])
+    assert got.exit_code == 2 and "interrupted `modelzoo train-ae` run" in got.output, got.output
+    assert "R^2" not in got.output and len(got.output.strip().splitlines()) == 1
+    assert (tmp_path / "run.partial" / "checkpoint.safetensors").read_text() == "an hour"
+    got = cli([seed_zoo(), "--features", "nonsense", "--quiet", "--out", tmp_path / "bad"])
+    assert got.exit_code == 2 and not list(tmp_path.glob("bad*"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -39,11 +40,12 @@ def fidelity(zoo, paper, epochs, splits, split_seed, out, list_papers, quiet) ->
     Probes and splits are modelzoo probe's (ridge with alpha chosen on validation, model-level
     70/15/15 split); a 'difference' is ours minus the paper's, in points.
     """
-    from ..outdir import new_folder
+    from ..outdir import resolved
     from ..probe.cli import parse_fractions
+    from ..probe.report import atomic_folder
     from .api import fidelity as compute
     from .published import PAPER_ZOOS, ZOO_OF_SPEC
-    from .report import text_table, write_report
+    from .report import fill_report, text_table
 
     if list_papers:
         for name, published in PAPER_ZOOS.items():
@@ -53,14 +55,15 @@ def fidelity(zoo, paper, epochs, splits, split_seed, out, list_papers, quiet) ->
     if zoo is None:
         raise click.UsageError("missing argument ZOO (a zoo folder, published folder or archive)")
     fractions = parse_fractions(splits)
+    with contextlib.ExitStack() as stack:
+        # --out claimed before the work: a busy or unusable one is refused now, not after it
+        folder = None if out is None else stack.enter_context(atomic_folder(out, "fidelity"))
+        report = compute(zoo, paper, epochs, fractions, split_seed, progress=not quiet)
+        click.echo(text_table(report))
+        for note in report.notes:
+            click.echo(f"note: {note}", err=True)
+        if folder is not None:
+            fill_report(report, folder, f"epochs: {epochs}; splits {splits} (seed {split_seed})")
     if out is not None:
-        out = new_folder(out, allow_empty=True)  # absolute: '..' resolved as the OS will
-    report = compute(zoo, paper, epochs, fractions, split_seed, progress=not quiet)
-    click.echo(text_table(report))
-    for note in report.notes:
-        click.echo(f"note: {note}", err=True)
-    if out is not None:
-        settings = f"epochs: {epochs}; splits {splits} (seed {split_seed})"
-        write_report(report, out, settings)
-        click.echo(f"wrote {out}/fidelity.csv, fidelity.md, accuracy_by_epoch.csv, accuracy.png",
-                   err=True)  # fmt: skip
+        click.echo(f"wrote {resolved(out)}/fidelity.csv, fidelity.md, accuracy_by_epoch.csv, "
+                   "accuracy.png", err=True)  # fmt: skip

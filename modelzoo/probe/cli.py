@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -85,10 +86,10 @@ def probe(zoo, features, embeddings, targets, probe_name, epochs, ood, splits, s
     Writes results.csv (target, features, probe, metric, split, value), results.md
     (the papers' table layouts) and one PNG of predicted vs. true test accuracy per feature set.
     """
-    from ..outdir import new_folder
+    from ..outdir import resolved
     from .api import DEFAULT_FEATURES, run_probe
     from .features import DESCRIPTIONS
-    from .report import markdown, write_results
+    from .report import atomic_folder, fill_results, markdown
 
     if list_features:
         for name, text in DESCRIPTIONS.items():
@@ -107,18 +108,20 @@ def probe(zoo, features, embeddings, targets, probe_name, epochs, ood, splits, s
     fractions = parse_fractions(splits)
     names = _names(features) or ([] if embeddings else list(DEFAULT_FEATURES))
     names += [f"embedding:{run}" for run in embeddings]
+    with contextlib.ExitStack() as stack:
+        # --out claimed before the work: a busy or unusable one is refused now, not after it
+        folder = None if out is None else stack.enter_context(atomic_folder(out, "probe"))
+        result = run_probe(zoo, names, _names(targets) or None, probe_name, epochs, list(ood),
+                           fractions, split_seed, components, fit_samples, seed,
+                           progress=not quiet)  # fmt: skip
+        settings = f"epochs: {epochs}; splits {splits} (seed {split_seed})"
+        click.echo(markdown(result, Path(zoo).name, settings))
+        if not click.get_text_stream("stdout").isatty():  # the text has them; `> f` hides them
+            for note in dict.fromkeys(result.notes):
+                click.echo(f"note: {note}", err=True)
+        for name, seconds in result.seconds.items():
+            click.echo(f"time {name}: {seconds:.1f} s", err=True)
+        if folder is not None:
+            fill_results(result, folder, Path(zoo).name, settings)
     if out is not None:
-        out = new_folder(out, allow_empty=True)  # absolute: '..' resolved as the OS will
-    result = run_probe(zoo, names, _names(targets) or None, probe_name, epochs, list(ood), fractions,
-                       split_seed, components, fit_samples, seed, progress=not quiet)  # fmt: skip
-    settings = f"epochs: {epochs}; splits {splits} (seed {split_seed})"
-    text = markdown(result, Path(zoo).name, settings)
-    click.echo(text)
-    if not click.get_text_stream("stdout").isatty():  # the text has them; `> file` would hide them
-        for note in dict.fromkeys(result.notes):
-            click.echo(f"note: {note}", err=True)
-    for name, seconds in result.seconds.items():
-        click.echo(f"time {name}: {seconds:.1f} s", err=True)
-    if out is not None:
-        write_results(result, out, Path(zoo).name, settings)
-        click.echo(f"wrote {out}/results.csv, results.md and plots", err=True)
+        click.echo(f"wrote {resolved(out)}/results.csv, results.md and plots", err=True)

@@ -129,8 +129,7 @@ def plot_accuracy(result: ProbeResult, folder: Path, target: str = "test_acc") -
 def atomic_folder(out: Path, command: str = "probe") -> Iterator[Path]:
     """Yield ``OUT.partial`` to fill (outdir.claimed: one writer per --out, a killed run's
     leftovers cleared); it becomes ``out`` (an empty folder there is replaced) only if the block
-    ends without an error, so a failed or interrupted run leaves nothing half-written. The
-    --out rules are checked again here: the place may have changed during a long probe."""
+    ends without an error, so a failed or interrupted run leaves nothing half-written."""
     out = new_folder(out, allow_empty=True)
     with claimed(out, command, keep_on_failure=False, allow_empty=True) as work:
         yield work
@@ -139,7 +138,12 @@ def atomic_folder(out: Path, command: str = "probe") -> Iterator[Path]:
 def write_results(result: ProbeResult, out: Path, zoo_name: str, settings: str) -> Path:
     """results.csv, results.md and the PNGs into ``out``, atomically (temp folder, then rename)."""
     with atomic_folder(out) as folder:
-        result.results.to_csv(folder / "results.csv", index=False)
-        (folder / "results.md").write_text(markdown(result, zoo_name, settings))
-        plot_accuracy(result, folder)
+        fill_results(result, folder, zoo_name, settings)
     return Path(out)
+
+
+def fill_results(result: ProbeResult, folder: Path, zoo_name: str, settings: str) -> None:
+    """The files of a probe's --out, into ``folder`` (the CLI's, claimed before the probe ran)."""
+    result.results.to_csv(folder / "results.csv", index=False)
+    (folder / "results.md").write_text(markdown(result, zoo_name, settings))
+    plot_accuracy(result, folder)
