@@ -292,3 +292,18 @@ def test_interrupted_twin_resumes_to_the_same_weights(source, twin, tmp_path, mo
     twin_module.sparsify(source, out, epochs=EPOCHS, progress=False)
     np.testing.assert_array_equal(open_zoo(out).weights(), open_zoo(twin).weights())
     assert resumed == [int(i) for i in open_zoo(source).model_ids[1:]]  # model 0 kept, not redone
+
+
+def test_another_commands_work_folder_is_not_mixed_into_a_twin(source, tmp_path):
+    """An interrupted train-ae on the same name keeps its checkpoints: sparsify refuses it."""
+    from modelzoo.outdir import claimed
+    from modelzoo.sparsify import twin as twin_module
+
+    out = tmp_path / "twin"
+    with pytest.raises(KeyboardInterrupt), claimed(out, "train-ae", keep_on_failure=True) as work:
+        (work / "checkpoint.safetensors").write_text("an hour")
+        raise KeyboardInterrupt
+    with pytest.raises(Exception, match="another modelzoo command"):
+        twin_module.sparsify(source, out, epochs=EPOCHS, progress=False)
+    assert sorted(p.name for p in (tmp_path / "twin.partial").iterdir()) == [
+        ".modelzoo-command", "checkpoint.safetensors"]

@@ -156,7 +156,13 @@ def sparsify_model(zoo: Any, run: Any, start: int, epochs: int, seed: int, data:
 
 
 def _check_resumable(work: Path, spec: Any) -> None:
-    """A left-over ``<out>.partial`` is resumed only if it is this very twin (source, settings)."""
+    """A left-over ``<out>.partial`` is resumed only if it is this very twin (source, settings),
+    never another command's work folder (an interrupted train-ae's checkpoints)."""
+    from ..outdir import COMMAND_FILE
+
+    if (work / COMMAND_FILE).is_file():
+        raise StoreError(f"{work}: left by another modelzoo command (train-ae, probe, fidelity or "
+                         "sample) on the same name; choose another --out or remove it")  # fmt: skip
     manifest = work / "zoo.json"
     if not manifest.is_file():
         return
