@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from lock_holder import lock_held_elsewhere
 
 from modelzoo.errors import ModelZooError
 from modelzoo.outdir import new_folder
@@ -161,17 +162,9 @@ def test_probe_takes_over_a_killed_runs_work_folder_and_refuses_a_live_one(tmp_p
         (work / "results.csv").write_text("whole")
     assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["results.csv"]
 
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from modelzoo.store.lock import WriterLock; "
-        f"lock = WriterLock.acquire({str(tmp_path / 'busy.partial')!r}); print('held', flush=True); "
-        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(ModelZooError, match=f"pid {holder.pid} "), atomic_folder(tmp_path / "busy"):
-            pass
-    finally:
-        holder.kill()
-        holder.wait()
+    with lock_held_elsewhere(tmp_path / "busy.partial") as holder, \
+            pytest.raises(ModelZooError, match=f"pid {holder.pid} "), atomic_folder(tmp_path / "busy"):  # fmt: skip
+        pass
     assert not (tmp_path / "busy").exists()
 
 

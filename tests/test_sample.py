@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from lock_holder import lock_held_elsewhere
 from scipy import stats
 from test_zoo_helpers import seed_zoo
 
@@ -238,24 +239,14 @@ def test_decode_inverts_the_normalisation_by_an_independent_computation(run):
 def test_a_busy_or_failing_out_is_refused_or_cleaned_up(run, tmp_path, monkeypatch):
     """A second sample on the same --out (another process holds OUT.partial) is refused with
     the holder's pid; a run that fails midway leaves neither OUT nor OUT.partial."""
-    import subprocess
-    import sys
 
     from modelzoo.errors import ModelZooError
     from modelzoo.sample import compare
 
     busy = tmp_path / "busy"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from modelzoo.store.lock import WriterLock; "
-        f"lock = WriterLock.acquire({str(busy) + '.partial'!r}); print('held', flush=True); "
-        "time.sleep(60)")], stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(ModelZooError, match=f"writing this folder \\(pid {holder.pid} "):
-            compare(run, "kde", busy, n=3)
-    finally:
-        holder.kill()
-        holder.wait()
+    with lock_held_elsewhere(busy.with_name("busy.partial")) as holder, \
+            pytest.raises(ModelZooError, match=f"writing this folder \\(pid {holder.pid} "):  # fmt: skip
+        compare(run, "kde", busy, n=3)
     assert not busy.exists()
 
     def fail(*args, **kwargs):
