@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ModelZooError
+from .store.lock import LOCK_FILE, WriterLock
 
 # what a command adds to the folder's name for its work folder ("NAME.partial")
 WORK_SUFFIX_BYTES = len(".partial")
@@ -25,6 +27,7 @@ WORK_SUFFIX_BYTES = len(".partial")
 # same --out neither empties nor resumes it (a killed train-ae's hour of training is not a probe's
 # leftovers), while a killed probe's or sample's leftovers are anyone's to clear
 COMMAND_FILE = ".modelzoo-command"
+_MARKERS = (COMMAND_FILE, COMMAND_FILE + ".new")  # the marker and its half-written successor
 
 
 def resolved(out: str | Path) -> Path:
@@ -35,7 +38,7 @@ def resolved(out: str | Path) -> Path:
 
 
 def partial(out: Path) -> Path:
-    """The work folder beside ``out`` that train-ae and sample fill, and resume or clear."""
+    """The work folder beside ``out`` that every science command fills, and resumes or clears."""
     return out.with_name(out.name + ".partial")
 
 
@@ -119,26 +122,13 @@ def claimed(out: Path, command: str, *, keep_on_failure: bool,
     command resumes, so a failure or an interrupt keeps the work folder and the same command
     continues it; otherwise the folder is removed, and one a killed run left is emptied first.
     A resumable run of another command, or files no command claims, are refused, never emptied."""
-    import shutil
-
-    from .store.lock import LOCK_FILE, WriterLock
-
     work = partial(out)
     try:
         lock = WriterLock.acquire(work)
     except OSError as error:
         raise ModelZooError(f"--out {out}: cannot create {work}: {error.strerror or error}") from None
     try:
-        previous = _previous_run(work, LOCK_FILE)
-        resume = keep_on_failure and previous == (command, True)
-        if previous is not None and previous[1] and not resume:
-            raise ModelZooError(
-                f"--out {out}: {work} holds an interrupted `modelzoo {previous[0]}` run; resume "
-                "it with that command, remove it, or choose another --out" if previous[0] else
-                f"--out {out}: {work} holds files no modelzoo command claims (no readable "
-                f"{COMMAND_FILE}); remove it or choose another --out")  # fmt: skip
-        if out.exists() and not (allow_empty and out.is_dir() and not any(out.iterdir())):
-            raise ModelZooError(f"--out {out}: already exists; choose a new folder")  # meanwhile
+        resume = _resumes(work, out, command, keep_on_failure, allow_empty)
     except BaseException:
         lock.release()
         raise
@@ -154,12 +144,12 @@ def claimed(out: Path, command: str, *, keep_on_failure: bool,
         except OSError as error:  # something else created a non-empty OUT meanwhile
             raise ModelZooError(f"--out {out}: cannot be put in place ({error.strerror}); "
                                 "something else wrote there while this ran") from None  # fmt: skip
-        _unmark(out, LOCK_FILE)
+        _remove(out, (LOCK_FILE, *_MARKERS))
     except BaseException:
         if not work.is_dir():  # interrupted just after the rename
-            _unmark(out, LOCK_FILE)
-        elif not keep_on_failure or _previous_run(work, LOCK_FILE) is None:
-            _unmark(work, "")  # nothing to resume: the lock's release takes the folder with it
+            _remove(out, (LOCK_FILE, *_MARKERS))
+        elif keep_on_failure and _previous_run(work) is None:
+            _remove(work, _MARKERS)  # nothing to resume: the lock's release takes the folder along
         lock.release()
         if not keep_on_failure:
             shutil.rmtree(work, ignore_errors=True)
@@ -167,11 +157,26 @@ def claimed(out: Path, command: str, *, keep_on_failure: bool,
     lock.release()
 
 
-def _previous_run(work: Path, lock_file: str) -> tuple[str | None, bool] | None:
+def _resumes(work: Path, out: Path, command: str, keep_on_failure: bool, allow_empty: bool) -> bool:
+    """Whether ``command`` continues what ``work`` holds; one line for what it must not touch."""
+    previous = _previous_run(work)
+    resume = keep_on_failure and previous == (command, True)
+    if previous is not None and previous[1] and not resume:
+        if previous[0] is None:
+            raise ModelZooError(f"--out {out}: {work} holds files no modelzoo command claims (no "
+                                f"readable {COMMAND_FILE}); remove it or choose another --out")  # fmt: skip
+        raise ModelZooError(f"--out {out}: {work} holds an interrupted `modelzoo {previous[0]}` "
+                            "run; resume it with that command, remove it, or choose another --out")  # fmt: skip
+    if out.exists() and not (allow_empty and out.is_dir() and not any(out.iterdir())):
+        raise ModelZooError(f"--out {out}: already exists; choose a new folder")  # made meanwhile
+    return resume
+
+
+def _previous_run(work: Path) -> tuple[str | None, bool] | None:
     """(command, resumable) of the run that left files in ``work``; None when it holds none
     (a fresh folder, or a run killed before writing anything); (None, True) for files without a
     readable marker, which nothing may empty."""
-    if not {path.name for path in work.iterdir()} - {lock_file, COMMAND_FILE, COMMAND_FILE + ".new"}:
+    if not {path.name for path in work.iterdir()} - {LOCK_FILE, *_MARKERS}:
         return None
     try:
         record = json.loads((work / COMMAND_FILE).read_text(encoding="utf-8"))
@@ -182,12 +187,11 @@ def _previous_run(work: Path, lock_file: str) -> tuple[str | None, bool] | None:
 
 def _mark(work: Path, command: str, resumable: bool) -> None:
     """Write the marker whole or not at all (a kill -9 must not leave an empty one)."""
-    new = work / (COMMAND_FILE + ".new")
+    new = work / _MARKERS[1]
     new.write_text(json.dumps({"command": command, "resumable": resumable}) + "\n", encoding="utf-8")
     os.replace(new, work / COMMAND_FILE)
 
 
-def _unmark(folder: Path, lock_file: str) -> None:
-    for name in (lock_file, COMMAND_FILE, COMMAND_FILE + ".new"):
-        if name:
-            (folder / name).unlink(missing_ok=True)
+def _remove(folder: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        (folder / name).unlink(missing_ok=True)

@@ -337,3 +337,21 @@ def test_an_interrupted_train_ae_on_the_same_out_is_refused_before_the_work(tmp_
     assert (tmp_path / "run.partial" / "checkpoint.safetensors").read_text() == "an hour"
     got = cli([seed_zoo(), "--features", "nonsense", "--quiet", "--out", tmp_path / "bad"])
     assert got.exit_code == 2 and not list(tmp_path.glob("bad*"))
+
+
+def test_notes_are_printed_once_on_a_terminal(monkeypatch):
+    """On a terminal the printed table already ends with its notes: no second copy on stderr
+    (a pipe or file gets them there, test_no_validation_split_is_noted)."""
+    import io
+
+    import click
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(click, "get_text_stream", lambda name, **kwargs: Terminal())
+    got = cli([seed_zoo(), "--features", "W", "--targets", "epoch", "--splits", "0.8,0,0.2",
+               "--quiet"])  # fmt: skip
+    assert got.exit_code == 0 and "leave no validation states" in got.stdout, got.output
+    assert "note:" not in got.stderr, got.stderr

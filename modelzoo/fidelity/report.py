@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..probe.report import atomic_folder
 from .api import FidelityReport
 
 
@@ -92,15 +91,9 @@ def plot_accuracy(report: FidelityReport, path: Path) -> None:
     plt.close(figure)
 
 
-def write_report(report: FidelityReport, out: Path, settings: str) -> Path:
-    """fidelity.csv, accuracy_by_epoch.csv, fidelity.md and accuracy.png into a new folder."""
-    with atomic_folder(out, "fidelity") as folder:
-        fill_report(report, folder, settings)
-    return Path(out)
-
-
 def fill_report(report: FidelityReport, folder: Path, settings: str) -> None:
-    """The files of fidelity's --out, into ``folder`` (the CLI's, claimed before the work)."""
+    """fidelity.csv, accuracy_by_epoch.csv, fidelity.md and accuracy.png into ``folder``
+    (probe's ``atomic_folder``, claimed before the work)."""
     report.table.to_csv(folder / "fidelity.csv", index=False)
     report.accuracy.to_csv(folder / "accuracy_by_epoch.csv", index=False)
     (folder / "fidelity.md").write_text(markdown(report, settings))

@@ -34,7 +34,7 @@ import click
     "parsed as YAML). Every key with its default: --list-keys.",
 )
 @click.option(
-    "--epochs", type=int, default=None, help="Training epochs (train.epochs; default 100, the 2021 presets 1000, lwln 1750)."
+    "--epochs", type=int, default=None, help="Training epochs (train.epochs, over --set and --config; default 100, the 2021 presets 1000, lwln 1750)."
 )
 @click.option("--device", default=None,
               help="cpu, cuda, cuda:N, or auto (a GPU when there is one) (train.device; default cpu).")

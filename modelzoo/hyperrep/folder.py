@@ -35,8 +35,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelZooError
-from ..outdir import new_folder
-from ..outdir import partial as partial_dir
+from ..outdir import new_folder, partial
 from ..yamlfile import read_yaml as read_yaml_data
 from .config import RUN_FORMAT
 
@@ -164,7 +163,7 @@ def check_run_dir(run_dir: Path) -> Path:
     if missing:
         hint = (
             " (still training or interrupted: rerun train-ae to finish it)"
-            if partial_dir(run_dir).exists()
+            if partial(run_dir).exists()
             else ""
         )
         raise ModelZooError(

@@ -135,15 +135,9 @@ def atomic_folder(out: Path, command: str = "probe") -> Iterator[Path]:
         yield work
 
 
-def write_results(result: ProbeResult, out: Path, zoo_name: str, settings: str) -> Path:
-    """results.csv, results.md and the PNGs into ``out``, atomically (temp folder, then rename)."""
-    with atomic_folder(out) as folder:
-        fill_results(result, folder, zoo_name, settings)
-    return Path(out)
-
-
 def fill_results(result: ProbeResult, folder: Path, zoo_name: str, settings: str) -> None:
-    """The files of a probe's --out, into ``folder`` (the CLI's, claimed before the probe ran)."""
+    """The files of a probe's --out, into ``folder`` (``atomic_folder``'s, claimed before the
+    probe ran so a busy --out is refused before the work)."""
     result.results.to_csv(folder / "results.csv", index=False)
     (folder / "results.md").write_text(markdown(result, zoo_name, settings))
     plot_accuracy(result, folder)

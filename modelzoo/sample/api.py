@@ -4,17 +4,15 @@ against the baselines (training from scratch, the zoo's own models, reconstructi
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ModelZooError
-from ..outdir import new_folder
+from ..outdir import claimed, new_folder
 from . import generate as gen
 from .samplers import check_anchor_count, check_options, draw, get_sampler, list_samplers
 
@@ -206,7 +204,10 @@ def compare(run: Any, method: str, out: str | Path, n: int = 100, *, seed: int =
     out = new_folder(out)
     ctx = Context(run, Settings(n=int(n), seed=int(seed), **settings), zoo, data_dir)
     ctx.check_anchors(methods)
-    with claimed(out) as work:
+    # one sample per --out (outdir.claimed): started empty, renamed when complete, removed when
+    # it fails or is interrupted
+    with claimed(out, "sample", keep_on_failure=False) as work:
+        (work / "zoos").mkdir()
         generated = []
         for name in tqdm(methods, desc="samplers", disable=not progress):
             g = ctx.generate(name, name)
@@ -214,14 +215,3 @@ def compare(run: Any, method: str, out: str | Path, n: int = 100, *, seed: int =
             generated.append(g)
         build_report(work, ctx, generated, baselines(ctx), int(ensemble))
     return out
-
-
-@contextlib.contextmanager
-def claimed(out: Path) -> Iterator[Path]:
-    """``out.partial`` (outdir.claimed: one ``sample`` per --out, started empty, renamed when
-    complete, removed when it fails or is interrupted), with its ``zoos/`` folder."""
-    from ..outdir import claimed as claimed_work
-
-    with claimed_work(out, "sample", keep_on_failure=False) as work:
-        (work / "zoos").mkdir()
-        yield work

@@ -59,7 +59,7 @@ def _boot_id() -> str:
         return ""
 
 
-def pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int) -> bool:
     """Whether a process with this pid runs on this machine (a zombie does not)."""
     try:
         os.kill(pid, 0)
@@ -186,7 +186,7 @@ def _is_stale(holder: Holder, me: Holder) -> bool:
     if holder.pid == me.pid:
         with _held_guard:  # ours: live if a lock object of this process still holds it
             return holder.token not in _held_tokens
-    return not pid_alive(holder.pid)
+    return not _pid_alive(holder.pid)
 
 
 def _refusal(zoo_dir: Path, holder: Holder, me: Holder) -> str:
